@@ -1,0 +1,46 @@
+/* image.h - decode JPEG/PNG by content (not by extension) and encode PNG.
+ * Shared by unet-preprocess, unet-train (prediction PNGs) and unet-predict. */
+#ifndef UNET_IMAGE_H
+#define UNET_IMAGE_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { IMAGE_FORMAT_UNKNOWN = 0, IMAGE_FORMAT_JPEG, IMAGE_FORMAT_PNG, IMAGE_FORMAT_GIF,
+               IMAGE_FORMAT_BMP, IMAGE_FORMAT_WEBP, IMAGE_FORMAT_TIFF } ImageFormat;
+
+/* Pixels, row-major, channels interleaved. Free with image_free. */
+typedef struct {
+  int width, height, channels; /* channels: 1 (gray / mask) or 3 (RGB) */
+  uint8_t *pixels;             /* height * width * channels bytes */
+} Image;
+
+/* Sniff the magic bytes. */
+ImageFormat image_sniff(const uint8_t *data, size_t len);
+const char *image_format_name(ImageFormat f);
+
+/* Decode to RGB8: grayscale, CMYK/YCCK, palette, RGBA (alpha dropped) and
+ * 16-bit inputs all become 3-channel 8-bit. EXIF orientation is ignored, as
+ * TensorFlow's decoder ignores it. Returns 0 on success; on failure returns -1
+ * and writes a one-line reason (e.g. "truncated JPEG", "unsupported format
+ * GIF") into err. */
+int image_decode_rgb(const uint8_t *data, size_t len, Image *out, char *err, size_t err_len);
+
+/* Decode a mask: the first channel of the image as 8-bit values, untouched
+ * (palette PNGs give their indices, 16-bit gives the high byte... see impl). */
+int image_decode_gray(const uint8_t *data, size_t len, Image *out, char *err, size_t err_len);
+
+/* Read a whole file; 0 ok, -1 with reason in err. Free *data with free(). */
+int read_file_bytes(const char *path, uint8_t **data, size_t *len, char *err, size_t err_len);
+
+/* Decode a file; convenience wrappers over the two above. */
+int image_load_rgb(const char *path, Image *out, char *err, size_t err_len);
+int image_load_gray(const char *path, Image *out, char *err, size_t err_len);
+
+/* Write an 8-bit PNG (channels 1 or 3) atomically (temp file + rename).
+ * 0 ok, -1 with reason in err. */
+int image_write_png(const char *path, const uint8_t *pixels, int width, int height, int channels, char *err,
+                    size_t err_len);
+
+void image_free(Image *img);
+
+#endif

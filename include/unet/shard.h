@@ -1,0 +1,41 @@
+/* shard.h - the HDF5 shard format written by unet-preprocess and read by the
+ * trainer. One file holds N samples of one size:
+ *   /images  uint8 [N,H,W,3]   chunked [1,H,W,3] (one image per chunk)
+ *   /masks   uint8 [N,H,W]     chunked [1,H,W]   class ids 0..C-1
+ *   /names   variable-length strings [N] (source file stem)
+ * root attributes: height, width, num_classes (int32), mask_values (int32 [C],
+ * the raw mask value of each class), seed (int64), tool_version (string),
+ * kind ("train" or "val"). */
+#ifndef UNET_SHARD_H
+#define UNET_SHARD_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct {
+  int height, width, num_classes;
+  int mask_values[256]; /* raw value for each class id */
+  int64_t seed;
+  char kind[16];
+} ShardInfo;
+
+typedef struct ShardWriter ShardWriter;
+/* Creates "<path>.tmp.<pid>"; samples are appended; shard_writer_close
+ * commits it to <path> (fsync + rename). shard_writer_abort removes the
+ * temporary. All return 0 ok / -1 with reason in err (naming the file). */
+ShardWriter *shard_writer_open(const char *path, const ShardInfo *info, long capacity_hint, char *err, size_t err_len);
+int shard_writer_append(ShardWriter *w, const uint8_t *image_hw3, const uint8_t *mask_hw, const char *name, char *err,
+                        size_t err_len);
+int shard_writer_close(ShardWriter *w, char *err, size_t err_len);
+void shard_writer_abort(ShardWriter *w);
+
+typedef struct ShardReader ShardReader;
+ShardReader *shard_reader_open(const char *path, char *err, size_t err_len);
+const ShardInfo *shard_reader_info(const ShardReader *r);
+long shard_reader_count(const ShardReader *r);
+/* Read sample i (one chunk each). image: H*W*3 bytes, mask: H*W bytes; name
+ * may be NULL, else at least name_len bytes. */
+int shard_reader_read(ShardReader *r, long i, uint8_t *image, uint8_t *mask, char *name, size_t name_len, char *err,
+                      size_t err_len);
+void shard_reader_close(ShardReader *r);
+
+#endif

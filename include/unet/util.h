@@ -1,0 +1,59 @@
+/* util.h - checked allocation, error reporting, timing and atomic-output
+ * helpers shared by every program. Nothing here knows about MPI or HDF5. */
+#ifndef UNET_UTIL_H
+#define UNET_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+/* Program name prefix for messages ("unet-train", "unet-preprocess", ...),
+ * and an optional context such as "rank 3" that every message carries. */
+void unet_set_progname(const char *name);
+void unet_set_context(const char *context);
+
+/* Print "prog[ context]: error: <msg>" to stderr. */
+void unet_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void unet_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void unet_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* unet_error, then run the registered fatal hook (e.g. MPI_Abort) or exit(1). */
+void unet_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+void unet_set_fatal_hook(void (*hook)(int code));
+
+/* Allocation that never returns NULL: on failure it reports the size and
+ * what it was for, then calls unet_fatal. Memory is 64-byte aligned. */
+void *xmalloc(size_t bytes, const char *what);
+void *xcalloc(size_t count, size_t size, const char *what);
+char *xstrdup(const char *s);
+void xfree(void *p); /* for xmalloc/xcalloc memory */
+
+double unet_now(void); /* monotonic seconds */
+long unet_peak_rss_kb(void); /* peak resident set size of this process */
+
+/* Write-then-rename: build "path.tmp.<pid>" in the same directory, let the
+ * caller write it, then fsync and rename over path. On any failure the
+ * temporary is removed and the old file (if any) stays untouched. */
+void unet_tmp_path(char *out, size_t out_len, const char *path);
+int unet_commit_file(const char *tmp_path, const char *final_path); /* fsync+rename+dir fsync; 0 ok */
+
+int unet_mkdir_p(const char *dir); /* 0 ok, -1 with errno */
+int unet_path_join(char *out, size_t out_len, const char *dir, const char *name); /* 0 ok, -1 too long */
+
+/* Parse helpers for command lines: return 0 ok, -1 on a malformed value. */
+int unet_parse_int(const char *s, long *out);
+int unet_parse_double(const char *s, double *out);
+/* "160" or "160x128" (HxW) */
+int unet_parse_size(const char *s, int *h, int *w);
+
+/* Progress line for long loops on stderr: "label done/total rate/s ETA". */
+typedef struct {
+  const char *label;
+  long total;
+  double start, last_print;
+  int is_tty;
+} UnetProgress;
+void unet_progress_start(UnetProgress *p, const char *label, long total);
+void unet_progress_update(UnetProgress *p, long done);
+void unet_progress_end(UnetProgress *p, long done);
+
+#endif

@@ -1,0 +1,185 @@
+/* util.c - see util.h */
+#include "unet/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static char g_prog[64] = "unet";
+static char g_context[64] = "";
+static void (*g_fatal_hook)(int) = NULL;
+
+void unet_set_progname(const char *name) { snprintf(g_prog, sizeof g_prog, "%s", name); }
+void unet_set_context(const char *context) { snprintf(g_context, sizeof g_context, "%s", context ? context : ""); }
+void unet_set_fatal_hook(void (*hook)(int)) { g_fatal_hook = hook; }
+
+static void vreport(const char *kind, const char *fmt, va_list ap) {
+  char msg[2048];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  if (g_context[0])
+    fprintf(stderr, "%s [%s]: %s%s\n", g_prog, g_context, kind, msg);
+  else
+    fprintf(stderr, "%s: %s%s\n", g_prog, kind, msg);
+  fflush(stderr);
+}
+
+void unet_error(const char *fmt, ...) { va_list ap; va_start(ap, fmt); vreport("error: ", fmt, ap); va_end(ap); }
+void unet_warn(const char *fmt, ...) { va_list ap; va_start(ap, fmt); vreport("warning: ", fmt, ap); va_end(ap); }
+void unet_info(const char *fmt, ...) { va_list ap; va_start(ap, fmt); vreport("", fmt, ap); va_end(ap); }
+
+void unet_fatal(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vreport("error: ", fmt, ap);
+  va_end(ap);
+  if (g_fatal_hook) g_fatal_hook(1);
+  exit(1);
+}
+
+void *xmalloc(size_t bytes, const char *what) {
+  void *p = NULL;
+  if (bytes == 0) bytes = 1;
+  size_t rounded = (bytes + 63) & ~(size_t)63;
+  if (posix_memalign(&p, 64, rounded) != 0 || !p)
+    unet_fatal("out of memory allocating %.1f MB for %s", bytes / 1048576.0, what ? what : "?");
+  return p;
+}
+
+void *xcalloc(size_t count, size_t size, const char *what) {
+  if (size && count > (size_t)-1 / size) unet_fatal("allocation size overflow for %s", what ? what : "?");
+  void *p = xmalloc(count * size, what);
+  memset(p, 0, count * size);
+  return p;
+}
+
+char *xstrdup(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *p = xmalloc(n, "string");
+  memcpy(p, s, n);
+  return p;
+}
+
+void xfree(void *p) { free(p); }
+
+double unet_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+long unet_peak_rss_kb(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss;
+}
+
+void unet_tmp_path(char *out, size_t out_len, const char *path) {
+  snprintf(out, out_len, "%s.tmp.%ld", path, (long)getpid());
+}
+
+int unet_commit_file(const char *tmp_path, const char *final_path) {
+  int fd = open(tmp_path, O_RDONLY);
+  if (fd < 0) return -1;
+  if (fsync(fd) != 0) { int e = errno; close(fd); errno = e; return -1; }
+  close(fd);
+  if (rename(tmp_path, final_path) != 0) return -1;
+  /* fsync the directory so the rename itself survives a crash */
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", final_path);
+  int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY);
+  if (dfd >= 0) { fsync(dfd); close(dfd); }
+  return 0;
+}
+
+int unet_mkdir_p(const char *dir) {
+  char buf[4096];
+  if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) { errno = ENAMETOOLONG; return -1; }
+  for (char *p = buf + 1; *p; p++) {
+    if (*p == '/') {
+      *p = 0;
+      if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+      *p = '/';
+    }
+  }
+  if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+  struct stat st;
+  if (stat(buf, &st) != 0) return -1;
+  if (!S_ISDIR(st.st_mode)) { errno = ENOTDIR; return -1; }
+  return 0;
+}
+
+int unet_path_join(char *out, size_t out_len, const char *dir, const char *name) {
+  int n = snprintf(out, out_len, "%s/%s", dir, name);
+  return (n < 0 || (size_t)n >= out_len) ? -1 : 0;
+}
+
+int unet_parse_int(const char *s, long *out) {
+  if (!s || !*s) return -1;
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || *end) return -1;
+  *out = v;
+  return 0;
+}
+
+int unet_parse_double(const char *s, double *out) {
+  if (!s || !*s) return -1;
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || *end) return -1;
+  *out = v;
+  return 0;
+}
+
+int unet_parse_size(const char *s, int *h, int *w) {
+  if (!s) return -1;
+  char *end;
+  long a = strtol(s, &end, 10);
+  long b = a;
+  if (end == s) return -1;
+  if (*end == 'x' || *end == 'X') {
+    const char *t = end + 1;
+    b = strtol(t, &end, 10);
+    if (end == t) return -1;
+  }
+  if (*end || a <= 0 || b <= 0 || a > 65536 || b > 65536) return -1;
+  *h = (int)a;
+  *w = (int)b;
+  return 0;
+}
+
+void unet_progress_start(UnetProgress *p, const char *label, long total) {
+  p->label = label;
+  p->total = total;
+  p->start = p->last_print = unet_now();
+  p->is_tty = isatty(2);
+}
+
+static void progress_print(UnetProgress *p, long done, int final) {
+  double el = unet_now() - p->start;
+  double rate = el > 0 ? done / el : 0;
+  double eta = rate > 0 ? (p->total - done) / rate : 0;
+  fprintf(stderr, "%s%s %ld/%ld  %.1f/s  elapsed %.1fs  ETA %.1fs%s", p->is_tty ? "\r" : "", p->label, done,
+          p->total, rate, el, eta, (final || !p->is_tty) ? "\n" : "");
+  fflush(stderr);
+}
+
+void unet_progress_update(UnetProgress *p, long done) {
+  double now = unet_now();
+  /* a terminal gets a live line; a log file gets one line every 10 s */
+  double every = p->is_tty ? 0.25 : 10.0;
+  if (now - p->last_print < every) return;
+  p->last_print = now;
+  progress_print(p, done, 0);
+}
+
+void unet_progress_end(UnetProgress *p, long done) { progress_print(p, done, 1); }
