@@ -19,14 +19,17 @@ ImageFormat image_sniff(const uint8_t *data, size_t len);
 const char *image_format_name(ImageFormat f);
 
 /* Decode to RGB8: grayscale, CMYK/YCCK, palette, RGBA (alpha dropped) and
- * 16-bit inputs all become 3-channel 8-bit. EXIF orientation is ignored, as
+ * 16-bit inputs (high byte kept, as TF) all become 3-channel 8-bit. EXIF orientation is ignored, as
  * TensorFlow's decoder ignores it. Returns 0 on success; on failure returns -1
  * and writes a one-line reason (e.g. "truncated JPEG", "unsupported format
  * GIF") into err. */
 int image_decode_rgb(const uint8_t *data, size_t len, Image *out, char *err, size_t err_len);
 
-/* Decode a mask: the first channel of the image as 8-bit values, untouched
- * (palette PNGs give their indices, 16-bit gives the high byte... see impl). */
+/* Decode to 1-channel 8-bit, as TF's decode_png(channels=1): gray images
+ * keep their stored values (Oxford trimaps 1/2/3, membrane masks 0/255);
+ * alpha is dropped; 16-bit keeps the high byte; RGB and palette images become
+ * gray via libpng's (9797 R + 19235 G + 3736 B) >> 15 (weights .299/.587/.114);
+ * JPEGs decode to luma (Y). Same return convention as image_decode_rgb. */
 int image_decode_gray(const uint8_t *data, size_t len, Image *out, char *err, size_t err_len);
 
 /* Read a whole file; 0 ok, -1 with reason in err. Free *data with free(). */
@@ -40,6 +43,10 @@ int image_load_gray(const char *path, Image *out, char *err, size_t err_len);
  * 0 ok, -1 with reason in err. */
 int image_write_png(const char *path, const uint8_t *pixels, int width, int height, int channels, char *err,
                     size_t err_len);
+
+/* Write a baseline JPEG (RGB) atomically; quality 1..100. Used by unet-synth. */
+int image_write_jpeg(const char *path, const uint8_t *rgb, int width, int height, int quality, char *err,
+                     size_t err_len);
 
 void image_free(Image *img);
 
