@@ -11,11 +11,16 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define SHARD_MAX_CLASSES 256
+#define SHARD_NAME_MAX 256 /* longest stored name, including the NUL */
+
 typedef struct {
   int height, width, num_classes;
-  int mask_values[256]; /* raw value for each class id */
+  int mask_values[SHARD_MAX_CLASSES]; /* raw value for each class id */
   int64_t seed;
   char kind[16];
+  char tool_version[32];              /* filled by the reader; the writer stores UNET_VERSION */
+  int deflate_level;                  /* writer only: 0 = no compression (default), 1..9 gzip */
 } ShardInfo;
 
 typedef struct ShardWriter ShardWriter;
@@ -28,12 +33,25 @@ int shard_writer_append(ShardWriter *w, const uint8_t *image_hw3, const uint8_t 
 int shard_writer_close(ShardWriter *w, char *err, size_t err_len);
 void shard_writer_abort(ShardWriter *w);
 
+/* Two-phase commit, for writing a set of files that should appear together:
+ * shard_writer_finish completes and closes the temporary (the writer stays
+ * valid), shard_writer_commit renames it to <path> and frees the writer.
+ * shard_writer_close == finish + commit. shard_writer_abort works at any
+ * stage before commit. */
+int shard_writer_finish(ShardWriter *w, char *err, size_t err_len);
+int shard_writer_commit(ShardWriter *w, char *err, size_t err_len);
+const char *shard_writer_tmp_path(const ShardWriter *w);
+long shard_writer_count(const ShardWriter *w);
+
 typedef struct ShardReader ShardReader;
+/* Opens and validates the schema; on failure err names the file and the
+ * dataset or attribute that is missing or wrong. */
 ShardReader *shard_reader_open(const char *path, char *err, size_t err_len);
 const ShardInfo *shard_reader_info(const ShardReader *r);
 long shard_reader_count(const ShardReader *r);
 /* Read sample i (one chunk each). image: H*W*3 bytes, mask: H*W bytes; name
- * may be NULL, else at least name_len bytes. */
+ * may be NULL, else at least name_len bytes. Either of image/mask may be NULL
+ * to skip it. */
 int shard_reader_read(ShardReader *r, long i, uint8_t *image, uint8_t *mask, char *name, size_t name_len, char *err,
                       size_t err_len);
 void shard_reader_close(ShardReader *r);
