@@ -19,16 +19,19 @@ ImageFormat image_sniff(const uint8_t *data, size_t len);
 const char *image_format_name(ImageFormat f);
 
 /* Decode to RGB8: grayscale, CMYK/YCCK, palette, RGBA (alpha dropped) and
- * 16-bit inputs (high byte kept, as TF) all become 3-channel 8-bit. EXIF orientation is ignored, as
- * TensorFlow's decoder ignores it. Returns 0 on success; on failure returns -1
- * and writes a one-line reason (e.g. "truncated JPEG", "unsupported format
- * GIF") into err. */
+ * 16-bit inputs (high byte kept, as TF) all become 3-channel 8-bit. EXIF
+ * orientation is ignored, as TensorFlow's decoder ignores it. Returns 0 on
+ * success; on failure returns -1 and writes a one-line reason (e.g.
+ * "truncated or corrupt JPEG (...)", "unsupported format GIF (...)") into err.
+ * JPEG follows TF's decoder: IFAST DCT, fancy upsampling, CMYK -> RGB as
+ * R = K*C/255 with an Adobe marker (inverted), (255-K)(255-C)/255 without. */
 int image_decode_rgb(const uint8_t *data, size_t len, Image *out, char *err, size_t err_len);
 
 /* Decode to 1-channel 8-bit, as TF's decode_png(channels=1): gray images
  * keep their stored values (Oxford trimaps 1/2/3, membrane masks 0/255);
  * alpha is dropped; 16-bit keeps the high byte; RGB and palette images become
- * gray via libpng's (9797 R + 19235 G + 3736 B) >> 15 (weights .299/.587/.114);
+ * gray via libpng's (9797 R + 19234 G + 3737 B) >> 15, truncated
+ * (png_set_rgb_to_gray(.299, .587)), R == G == B pixels unchanged;
  * JPEGs decode to luma (Y). Same return convention as image_decode_rgb. */
 int image_decode_gray(const uint8_t *data, size_t len, Image *out, char *err, size_t err_len);
 

@@ -1,0 +1,17 @@
+/* image_internal.h - private glue between the format-specific decoders of
+ * src/image (not a public header: only files in src/image include it). */
+#ifndef UNET_IMAGE_INTERNAL_H
+#define UNET_IMAGE_INTERNAL_H
+#include "unet/image.h"
+
+/* Decode JPEG / PNG bytes to `channels` (1 or 3) 8-bit channels, with the
+ * conversions TensorFlow's decode_png(channels=...) applies. 0 ok; -1 with a
+ * one-line reason in err (out left empty). */
+int jpeg_decode_channels(const uint8_t *data, size_t len, int channels, Image *out, char *err, size_t err_len);
+int png_decode_channels(const uint8_t *data, size_t len, int channels, Image *out, char *err, size_t err_len);
+
+/* Largest decoded image accepted, in bytes (TensorFlow's JPEG limit, 2^29):
+ * guards against hostile headers asking for gigabytes. */
+#define IMAGE_MAX_DECODED_BYTES ((size_t)1 << 29)
+
+#endif
