@@ -1,0 +1,170 @@
+/* batchnorm.c - BatchNormalization over N,H,W per channel, optionally
+ * synchronized across replicas through a BatchNormReducer.
+ *
+ * Data are [M, C] (M = N*H*W pixels). All statistics are accumulated in
+ * double (float partial sums over short blocks of rows, then double), and
+ * every cross-replica quantity is a plain sum reduced together with the pixel
+ * count, so a batch split over replicas gives the same result up to float
+ * rounding. The variance takes a second pass around the global mean rather
+ * than E[x^2] - E[x]^2, which cancels badly on 0..255 inputs.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "unet/layers.h"
+#include "unet/util.h"
+
+enum { BN_BLOCK = 32 }; /* rows per float partial sum */
+
+static void reduce(BatchNormReducer red, double *values, int count) {
+  if (red.sum) red.sum(values, count, red.ctx);
+}
+
+static void check_shape(long m, int c, const char *who) {
+  if (m < 0 || c < 1) unet_fatal("%s: invalid shape M=%ld C=%d", who, m, c);
+}
+
+/* sums[ch] += sum over rows of (x - center[ch])^p, p = 1 or 2 (center may be
+ * NULL for p = 1). */
+static void channel_sums(double *restrict sums, const float *restrict x, const float *restrict center, long m, int c,
+                         int squared, float *restrict partial) {
+  for (long r0 = 0; r0 < m; r0 += BN_BLOCK) {
+    long r1 = r0 + BN_BLOCK < m ? r0 + BN_BLOCK : m;
+    memset(partial, 0, (size_t)c * sizeof(float));
+    for (long r = r0; r < r1; r++) {
+      const float *row = x + (size_t)r * c;
+      if (squared)
+        for (int ch = 0; ch < c; ch++) {
+          float dev = row[ch] - center[ch];
+          partial[ch] += dev * dev;
+        }
+      else
+        for (int ch = 0; ch < c; ch++) partial[ch] += row[ch];
+    }
+    for (int ch = 0; ch < c; ch++) sums[ch] += partial[ch];
+  }
+}
+
+void batchnorm_forward_train(float *out, float *save_mean, float *save_invstd, float *moving_mean, float *moving_var,
+                             const float *in, const float *gamma, const float *beta, long m, int c, float momentum,
+                             float eps, BatchNormReducer red) {
+  check_shape(m, c, "batchnorm_forward_train");
+  double *sums = xmalloc((size_t)(c + 1) * sizeof(double), "batchnorm sums");
+  float *partial = xmalloc((size_t)c * sizeof(float), "batchnorm partial sums");
+  float *scale = xmalloc((size_t)c * sizeof(float), "batchnorm scale");
+
+  /* Pass 1: global mean. */
+  memset(sums, 0, (size_t)(c + 1) * sizeof(double));
+  channel_sums(sums, in, NULL, m, c, 0, partial);
+  sums[c] = (double)m;
+  reduce(red, sums, c + 1);
+  const double count = sums[c];
+  if (!(count > 0)) unet_fatal("batchnorm_forward_train: the (global) batch has no pixels");
+  for (int ch = 0; ch < c; ch++) save_mean[ch] = (float)(sums[ch] / count);
+
+  /* Pass 2: global biased variance around that mean. */
+  memset(sums, 0, (size_t)(c + 1) * sizeof(double));
+  channel_sums(sums, in, save_mean, m, c, 1, partial);
+  reduce(red, sums, c); /* the count is already global */
+  for (int ch = 0; ch < c; ch++) {
+    double var = sums[ch] / count;
+    double invstd = 1.0 / sqrt(var + (double)eps);
+    save_invstd[ch] = (float)invstd;
+    scale[ch] = (float)(gamma[ch] * invstd);
+    if (moving_mean) moving_mean[ch] = momentum * moving_mean[ch] + (1.0f - momentum) * save_mean[ch];
+    if (moving_var) moving_var[ch] = momentum * moving_var[ch] + (1.0f - momentum) * (float)var;
+  }
+
+  /* y = (x - mean) * (gamma * invstd) + beta; subtracting the mean first
+   * keeps float precision when |mean| >> std (raw 0..255 activations). */
+  for (long r = 0; r < m; r++) {
+    const float *x = in + (size_t)r * c;
+    float *y = out + (size_t)r * c; /* may equal in: element-wise */
+    for (int ch = 0; ch < c; ch++) y[ch] = (x[ch] - save_mean[ch]) * scale[ch] + beta[ch];
+  }
+  xfree(scale);
+  xfree(partial);
+  xfree(sums);
+}
+
+void batchnorm_forward_infer(float *out, const float *in, const float *gamma, const float *beta,
+                             const float *moving_mean, const float *moving_var, long m, int c, float eps) {
+  check_shape(m, c, "batchnorm_forward_infer");
+  float *scale = xmalloc((size_t)c * sizeof(float), "batchnorm scale");
+  for (int ch = 0; ch < c; ch++) scale[ch] = (float)(gamma[ch] / sqrt((double)moving_var[ch] + (double)eps));
+  for (long r = 0; r < m; r++) {
+    const float *x = in + (size_t)r * c;
+    float *y = out + (size_t)r * c; /* may equal in: element-wise */
+    for (int ch = 0; ch < c; ch++) y[ch] = (x[ch] - moving_mean[ch]) * scale[ch] + beta[ch];
+  }
+  xfree(scale);
+}
+
+/* With xhat = (x - mean) * invstd and sums over the global batch of count
+ * pixels:
+ *   dgamma = sum(dy * xhat), dbeta = sum(dy),
+ *   dx = gamma * invstd * (dy - sum(dy)/count - xhat * sum(dy * xhat)/count).
+ * dgamma/dbeta get this replica's sums only (the gradient allreduce adds the
+ * others); dx needs the global sums, reduced here. */
+void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                        const float *save_mean, const float *save_invstd, const float *gamma, long m, int c,
+                        BatchNormReducer red) {
+  check_shape(m, c, "batchnorm_backward");
+  /* sums = [sum dy (C) | sum dy*xhat (C) | count] */
+  double *sums = xcalloc((size_t)(2 * c + 1), sizeof(double), "batchnorm gradient sums");
+  float *partial = xmalloc((size_t)2 * c * sizeof(float), "batchnorm gradient partial sums");
+  float *coef_dy = xmalloc((size_t)c * sizeof(float), "batchnorm dx coefficients");
+  float *coef_dev = xmalloc((size_t)c * sizeof(float), "batchnorm dx coefficients");
+  float *offset = xmalloc((size_t)c * sizeof(float), "batchnorm dx coefficients");
+
+  /* sum(dy * xhat) = invstd * sum(dy * (x - mean)) */
+  for (long r0 = 0; r0 < m; r0 += BN_BLOCK) {
+    long r1 = r0 + BN_BLOCK < m ? r0 + BN_BLOCK : m;
+    float *restrict pdy = partial, *restrict pdyx = partial + c;
+    memset(partial, 0, (size_t)2 * c * sizeof(float));
+    for (long r = r0; r < r1; r++) {
+      const float *restrict dy = dout + (size_t)r * c;
+      const float *restrict x = in + (size_t)r * c;
+      for (int ch = 0; ch < c; ch++) {
+        pdy[ch] += dy[ch];
+        pdyx[ch] += dy[ch] * (x[ch] - save_mean[ch]);
+      }
+    }
+    for (int ch = 0; ch < c; ch++) {
+      sums[ch] += pdy[ch];
+      sums[c + ch] += pdyx[ch];
+    }
+  }
+  for (int ch = 0; ch < c; ch++) sums[c + ch] *= save_invstd[ch];
+  for (int ch = 0; ch < c; ch++) {
+    if (dbeta) dbeta[ch] += (float)sums[ch];
+    if (dgamma) dgamma[ch] += (float)sums[c + ch];
+  }
+  if (!din) goto done;
+  sums[2 * c] = (double)m;
+  reduce(red, sums, 2 * c + 1);
+  const double count = sums[2 * c];
+  if (!(count > 0)) unet_fatal("batchnorm_backward: the (global) batch has no pixels");
+
+  /* dx = a*dy + b*(x - mean) + o with a = gamma*invstd,
+   * b = -a*invstd*mean(dy*xhat), o = -a*mean(dy). */
+  for (int ch = 0; ch < c; ch++) {
+    double a = (double)gamma[ch] * save_invstd[ch];
+    double mean_dy = sums[ch] / count, mean_dyxhat = sums[c + ch] / count;
+    coef_dy[ch] = (float)a;
+    coef_dev[ch] = (float)(-a * save_invstd[ch] * mean_dyxhat);
+    offset[ch] = (float)(-a * mean_dy);
+  }
+  for (long r = 0; r < m; r++) {
+    const float *restrict dy = dout + (size_t)r * c;
+    const float *restrict x = in + (size_t)r * c;
+    float *restrict dx = din + (size_t)r * c;
+    for (int ch = 0; ch < c; ch++) dx[ch] += coef_dy[ch] * dy[ch] + coef_dev[ch] * (x[ch] - save_mean[ch]) + offset[ch];
+  }
+done:
+  xfree(offset);
+  xfree(coef_dev);
+  xfree(coef_dy);
+  xfree(partial);
+  xfree(sums);
+}

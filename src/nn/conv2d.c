@@ -1,0 +1,219 @@
+/* conv2d.c - k x k Conv2D with TensorFlow 'same' padding as im2col + sgemm.
+ *
+ * Layout: in [N,H,W,cin], out [N,OH,OW,cout], kernel (k,k,cin,cout) which,
+ * flattened, is a row-major [K = k*k*cin, cout] matrix. An im2col row for
+ * output pixel (n,oy,ox) holds the k*k*cin inputs it sees in the same
+ * (ki,kj,ci) order, so a chunk of images is one GEMM:
+ *   col [rows = nc*OH*OW, K] x kernel [K, cout] -> out [rows, cout].
+ * The batch is processed in chunks of nc images whose im2col fits the
+ * workspace, so small spatial sizes still get a tall GEMM while large ones
+ * stay within a bounded buffer. A 1x1 stride-1 conv needs no im2col at all:
+ * the input already is the [N*H*W, cin] matrix.
+ */
+#include <cblas.h>
+#include <string.h>
+
+#include "unet/layers.h"
+#include "unet/util.h"
+
+/* im2col budget in floats (16 MiB): large enough that 10x10 and 20x20 maps
+ * batch many images per GEMM, small enough to stay mostly in the L3. */
+#define CONV_COL_BUDGET_FLOATS ((size_t)4 << 20)
+
+static int is_pointwise(ConvDims d) { return d.k == 1 && d.stride == 1; }
+
+static size_t col_floats_per_image(ConvDims d, int h, int w) {
+  size_t oh = (size_t)same_out_size(h, d.stride), ow = (size_t)same_out_size(w, d.stride);
+  return oh * ow * (size_t)d.k * (size_t)d.k * (size_t)d.cin;
+}
+
+size_t conv2d_workspace_floats(ConvDims d, int n, int h, int w) {
+  if (is_pointwise(d) || n <= 0) return 0;
+  size_t per_image = col_floats_per_image(d, h, w);
+  size_t images = per_image ? CONV_COL_BUDGET_FLOATS / per_image : 1;
+  if (images < 1) images = 1;
+  if (images > (size_t)n) images = (size_t)n;
+  return images * per_image;
+}
+
+/* Images per chunk that the caller's workspace allows (at least one). */
+static int chunk_images(ConvDims d, int n, int h, int w, size_t ws_floats, const char *who) {
+  size_t per_image = col_floats_per_image(d, h, w);
+  size_t images = per_image ? ws_floats / per_image : (size_t)n;
+  if (images < 1)
+    unet_fatal("%s: workspace of %zu floats is too small for a %dx%d conv on %dx%dx%d input (needs %zu)", who,
+               ws_floats, d.k, d.k, h, w, d.cin, per_image);
+  if (images > (size_t)n) images = (size_t)n;
+  return (int)images;
+}
+
+static void check_dims(ConvDims d, int n, int h, int w, const char *who) {
+  if (d.k < 1 || d.stride < 1 || d.cin < 1 || d.cout < 1 || n < 0 || h < 1 || w < 1)
+    unet_fatal("%s: invalid shape k=%d stride=%d cin=%d cout=%d on input %dx%dx%dx%d", who, d.k, d.stride, d.cin,
+               d.cout, n, h, w, d.cin);
+}
+
+/* Range [*lo, *hi) of kernel taps t in 0..k-1 whose input coordinate
+ * base + t lies inside 0..size-1. */
+static void valid_taps(int base, int k, int size, int *lo, int *hi) {
+  int a = base < 0 ? -base : 0;
+  int b = size - base;
+  if (b > k) b = k;
+  if (b < a) b = a;
+  *lo = a;
+  *hi = b;
+}
+
+/* col [nc*OH*OW, k*k*cin] from in [nc,H,W,cin]. Along a kernel row the taps
+ * read consecutive input pixels, so each kernel row is one contiguous copy of
+ * up to k*cin floats, with zeros for the padded taps. */
+static void im2col(float *restrict col, const float *restrict in, int nc, int h, int w, ConvDims d) {
+  const int k = d.k, s = d.stride, cin = d.cin;
+  const int oh = same_out_size(h, s), ow = same_out_size(w, s);
+  const int pt = same_pad_before(h, k, s), pl = same_pad_before(w, k, s);
+  const size_t row_len = (size_t)k * cin;
+  for (int img = 0; img < nc; img++) {
+    const float *image = in + (size_t)img * h * w * cin;
+    for (int oy = 0; oy < oh; oy++) {
+      int y0 = oy * s - pt;
+      for (int ox = 0; ox < ow; ox++) {
+        int x0 = ox * s - pl, kx_lo, kx_hi;
+        valid_taps(x0, k, w, &kx_lo, &kx_hi);
+        for (int ky = 0; ky < k; ky++, col += row_len) {
+          int y = y0 + ky;
+          if (y < 0 || y >= h || kx_lo >= kx_hi) {
+            memset(col, 0, row_len * sizeof(float));
+            continue;
+          }
+          if (kx_lo > 0) memset(col, 0, (size_t)kx_lo * cin * sizeof(float));
+          memcpy(col + (size_t)kx_lo * cin, image + ((size_t)y * w + x0 + kx_lo) * cin,
+                 (size_t)(kx_hi - kx_lo) * cin * sizeof(float));
+          if (kx_hi < k) memset(col + (size_t)kx_hi * cin, 0, (size_t)(k - kx_hi) * cin * sizeof(float));
+        }
+      }
+    }
+  }
+}
+
+/* din [nc,H,W,cin] += col2im(dcol [nc*OH*OW, k*k*cin]); padded taps drop. */
+static void col2im_add(float *restrict din, const float *restrict dcol, int nc, int h, int w, ConvDims d) {
+  const int k = d.k, s = d.stride, cin = d.cin;
+  const int oh = same_out_size(h, s), ow = same_out_size(w, s);
+  const int pt = same_pad_before(h, k, s), pl = same_pad_before(w, k, s);
+  const size_t row_len = (size_t)k * cin;
+  for (int img = 0; img < nc; img++) {
+    float *image = din + (size_t)img * h * w * cin;
+    for (int oy = 0; oy < oh; oy++) {
+      int y0 = oy * s - pt;
+      for (int ox = 0; ox < ow; ox++) {
+        int x0 = ox * s - pl, kx_lo, kx_hi;
+        valid_taps(x0, k, w, &kx_lo, &kx_hi);
+        for (int ky = 0; ky < k; ky++, dcol += row_len) {
+          int y = y0 + ky;
+          if (y < 0 || y >= h || kx_lo >= kx_hi) continue;
+          float *dst = image + ((size_t)y * w + x0 + kx_lo) * cin;
+          const float *src = dcol + (size_t)kx_lo * cin;
+          size_t len = (size_t)(kx_hi - kx_lo) * cin;
+          for (size_t i = 0; i < len; i++) dst[i] += src[i];
+        }
+      }
+    }
+  }
+}
+
+/* out [rows, c] = bias (or += bias when accumulating). */
+static void apply_bias(float *restrict out, const float *restrict bias, long rows, int c, int accumulate) {
+  for (long r = 0; r < rows; r++, out += c) {
+    if (accumulate)
+      for (int j = 0; j < c; j++) out[j] += bias[j];
+    else
+      memcpy(out, bias, (size_t)c * sizeof(float));
+  }
+}
+
+/* dbias[c] += column sums of dout [rows, c]: float partial sums over short
+ * blocks of rows, gathered in double so a long batch does not lose bits. */
+static void add_column_sums(float *restrict dbias, const float *restrict dout, long rows, int c) {
+  enum { BLOCK = 64 };
+  double *total = xcalloc((size_t)c, sizeof(double), "conv bias gradient sums");
+  float *partial = xmalloc((size_t)c * sizeof(float), "conv bias gradient partial sums");
+  for (long r0 = 0; r0 < rows; r0 += BLOCK) {
+    long r1 = r0 + BLOCK < rows ? r0 + BLOCK : rows;
+    memcpy(partial, dout + (size_t)r0 * c, (size_t)c * sizeof(float));
+    for (long r = r0 + 1; r < r1; r++) {
+      const float *row = dout + (size_t)r * c;
+      for (int j = 0; j < c; j++) partial[j] += row[j];
+    }
+    for (int j = 0; j < c; j++) total[j] += partial[j];
+  }
+  for (int j = 0; j < c; j++) dbias[j] += (float)total[j];
+  xfree(partial);
+  xfree(total);
+}
+
+void conv2d_forward(float *out, const float *in, const float *kernel, const float *bias, int n, int h, int w, ConvDims d,
+                    int accumulate, float *ws, size_t ws_floats) {
+  check_dims(d, n, h, w, "conv2d_forward");
+  if (n == 0) return;
+  const int oh = same_out_size(h, d.stride), ow = same_out_size(w, d.stride);
+  const int kdim = d.k * d.k * d.cin;
+  const size_t out_image = (size_t)oh * ow * d.cout, in_image = (size_t)h * w * d.cin;
+  /* Bias first, so the GEMM always adds (beta = 1) or overwrites (beta = 0). */
+  if (bias) apply_bias(out, bias, (long)n * oh * ow, d.cout, accumulate);
+  const float beta = (bias || accumulate) ? 1.0f : 0.0f;
+
+  if (is_pointwise(d)) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n * h * w, d.cout, d.cin, 1.0f, in, d.cin, kernel, d.cout,
+                beta, out, d.cout);
+    return;
+  }
+  const int nc = chunk_images(d, n, h, w, ws_floats, "conv2d_forward");
+  for (int i0 = 0; i0 < n; i0 += nc) {
+    int cnt = n - i0 < nc ? n - i0 : nc;
+    im2col(ws, in + (size_t)i0 * in_image, cnt, h, w, d);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cnt * oh * ow, d.cout, kdim, 1.0f, ws, kdim, kernel, d.cout,
+                beta, out + (size_t)i0 * out_image, d.cout);
+  }
+}
+
+void conv2d_backward(float *din, float *dkernel, float *dbias, const float *dout, const float *in, const float *kernel,
+                     int n, int h, int w, ConvDims d, float *ws, size_t ws_floats) {
+  check_dims(d, n, h, w, "conv2d_backward");
+  if (n == 0) return;
+  const int oh = same_out_size(h, d.stride), ow = same_out_size(w, d.stride);
+  const int kdim = d.k * d.k * d.cin;
+  const size_t out_image = (size_t)oh * ow * d.cout, in_image = (size_t)h * w * d.cin;
+  if (dbias) add_column_sums(dbias, dout, (long)n * oh * ow, d.cout);
+
+  if (is_pointwise(d)) {
+    const int rows = n * h * w;
+    /* dkernel [cin, cout] += in^T [cin, rows] x dout [rows, cout] */
+    if (dkernel)
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d.cin, d.cout, rows, 1.0f, in, d.cin, dout, d.cout, 1.0f,
+                  dkernel, d.cout);
+    /* din [rows, cin] += dout [rows, cout] x kernel^T [cout, cin] */
+    if (din)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d.cin, d.cout, 1.0f, dout, d.cout, kernel, d.cout,
+                  1.0f, din, d.cin);
+    return;
+  }
+  if (!din && !dkernel) return;
+  const int nc = chunk_images(d, n, h, w, ws_floats, "conv2d_backward");
+  for (int i0 = 0; i0 < n; i0 += nc) {
+    int cnt = n - i0 < nc ? n - i0 : nc, rows = cnt * oh * ow;
+    const float *dout_chunk = dout + (size_t)i0 * out_image;
+    if (dkernel) {
+      /* dkernel [K, cout] += col^T [K, rows] x dout [rows, cout] */
+      im2col(ws, in + (size_t)i0 * in_image, cnt, h, w, d);
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kdim, d.cout, rows, 1.0f, ws, kdim, dout_chunk, d.cout, 1.0f,
+                  dkernel, d.cout);
+    }
+    if (din) {
+      /* dcol [rows, K] = dout [rows, cout] x kernel^T [cout, K], reusing the
+       * im2col buffer, then scattered back onto the input pixels. */
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kdim, d.cout, 1.0f, dout_chunk, d.cout, kernel, d.cout,
+                  0.0f, ws, kdim);
+      col2im_add(din + (size_t)i0 * in_image, ws, cnt, h, w, d);
+    }
+  }
+}

@@ -1,0 +1,14 @@
+/* elementwise.c - ReLU and Add on flat float arrays. */
+#include "unet/layers.h"
+
+void relu_forward(float *out, const float *in, long count) {
+  for (long i = 0; i < count; i++) out[i] = in[i] > 0.0f ? in[i] : 0.0f; /* out may equal in */
+}
+
+void relu_backward(float *restrict din, const float *restrict dout, const float *restrict out, long count) {
+  for (long i = 0; i < count; i++) din[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+}
+
+void add_forward(float *out, const float *a, const float *b, long count) {
+  for (long i = 0; i < count; i++) out[i] = a[i] + b[i]; /* out may alias a or b */
+}

@@ -1,0 +1,54 @@
+/* loss.c - softmax over channels and sparse categorical crossentropy from
+ * logits, computed through a stable log-softmax (max subtracted, no
+ * clipping), as Keras does with from_logits=True. */
+#include <math.h>
+
+#include "unet/layers.h"
+#include "unet/util.h"
+
+enum { STACK_CLASSES = 64 }; /* classes whose exponentials stay on the stack */
+
+/* e[j] = exp(z[j] - max z) for one pixel; returns their sum (>= 1). */
+static double shifted_exp(double *e, const float *z, int c, float *zmax_out) {
+  float zmax = z[0];
+  for (int j = 1; j < c; j++) zmax = z[j] > zmax ? z[j] : zmax;
+  double sum = 0.0;
+  for (int j = 0; j < c; j++) sum += e[j] = exp((double)z[j] - zmax);
+  *zmax_out = zmax;
+  return sum;
+}
+
+static double *exp_buffer(double *stack, int c) {
+  return c <= STACK_CLASSES ? stack : xmalloc((size_t)c * sizeof(double), "softmax exponentials");
+}
+
+double softmax_xent_forward_backward(float *dlogits, float *probs, const float *logits, const uint8_t *labels, long m,
+                                     int c, float grad_scale) {
+  double stack[STACK_CLASSES], *e = exp_buffer(stack, c);
+  double total = 0.0;
+  for (long r = 0; r < m; r++) {
+    const float *z = logits + (size_t)r * c;
+    int label = labels[r];
+    if (label >= c) unet_fatal("softmax_xent: pixel %ld has label %d, outside the %d classes", r, label, c);
+    float zmax;
+    double sum = shifted_exp(e, z, c, &zmax);
+    total += log(sum) - ((double)z[label] - zmax); /* -log softmax[label] */
+    for (int j = 0; j < c; j++) {
+      double p = e[j] / sum;
+      if (probs) probs[(size_t)r * c + j] = (float)p;
+      if (dlogits) dlogits[(size_t)r * c + j] = (float)((p - (j == label)) * grad_scale);
+    }
+  }
+  if (e != stack) xfree(e);
+  return total;
+}
+
+void softmax_forward(float *probs, const float *logits, long m, int c) {
+  double stack[STACK_CLASSES], *e = exp_buffer(stack, c);
+  for (long r = 0; r < m; r++) {
+    float zmax;
+    double sum = shifted_exp(e, logits + (size_t)r * c, c, &zmax);
+    for (int j = 0; j < c; j++) probs[(size_t)r * c + j] = (float)(e[j] / sum); /* may equal logits */
+  }
+  if (e != stack) xfree(e);
+}
