@@ -525,6 +525,31 @@ static int test_shared_pets(void) {
   return 1;
 }
 
+/* ISBI membrane: 30 gray 512x512 PNG images and masks with values 0 / 255. */
+static int test_shared_membrane(void) {
+  char path[4200], err[256];
+  snprintf(path, sizeof path, "%s/data/isbi-membrane/masks/0.png", UNET_SHARED_DIR);
+  if (access(path, R_OK) != 0) return 0;
+  for (int i = 0; i < 30; i++) {
+    Image img, mask;
+    snprintf(path, sizeof path, "%s/data/isbi-membrane/images/%d.png", UNET_SHARED_DIR, i);
+    CHECK_MSG(image_load_rgb(path, &img, err, sizeof err) == 0, "%s: %s", path, err);
+    snprintf(path, sizeof path, "%s/data/isbi-membrane/masks/%d.png", UNET_SHARED_DIR, i);
+    if (image_load_gray(path, &mask, err, sizeof err) != 0) {
+      CHECK_MSG(0, "%s: %s", path, err);
+      image_free(&img);
+      continue;
+    }
+    CHECK(mask.width == img.width && mask.height == img.height);
+    int other = 0;
+    for (size_t j = 0; j < (size_t)mask.width * mask.height; j++) other += mask.pixels[j] != 0 && mask.pixels[j] != 255;
+    CHECK_MSG(other == 0, "%s: %d values other than 0 / 255", path, other);
+    image_free(&img);
+    image_free(&mask);
+  }
+  return 1;
+}
+
 int main(void) {
   snprintf(tmp_dir, sizeof tmp_dir, "%s/test_image_tmp.%ld", UNET_BINARY_DIR, (long)getpid());
   if (unet_mkdir_p(tmp_dir) != 0) unet_fatal("cannot create %s", tmp_dir);
@@ -534,6 +559,8 @@ int main(void) {
   test_writers();
   if (!test_shared_pets())
     printf("SKIP part: %s/data/pets not present; pet images and trimaps not checked\n", UNET_SHARED_DIR);
+  if (!test_shared_membrane())
+    printf("SKIP part: %s/data/isbi-membrane not present; membrane PNGs not checked\n", UNET_SHARED_DIR);
   if (check_failures == 0) {
     /* leave the files for inspection only when something failed */
     DIR *d = opendir(tmp_dir);
