@@ -73,12 +73,23 @@ static void noise_free(ValueNoise *n) { xfree(n->grid); }
 /* ---- shapes ----------------------------------------------------------- */
 typedef struct {
   float cy, cx, ry, rx, angle; /* rotated ellipse */
+  float cos_a, sin_a;          /* cached by ellipse_prepare */
 } Ellipse;
+
+static void ellipse_prepare(Ellipse *e) {
+  e->cos_a = cosf(e->angle);
+  e->sin_a = sinf(e->angle);
+}
+
+static Ellipse make_ellipse(float cy, float cx, float ry, float rx, float angle) {
+  Ellipse e = {cy, cx, ry, rx, angle, 0, 0};
+  ellipse_prepare(&e);
+  return e;
+}
 
 static int in_ellipse(const Ellipse *e, float y, float x) {
   float dy = y - e->cy, dx = x - e->cx;
-  float c = cosf(e->angle), s = sinf(e->angle);
-  float u = dx * c + dy * s, v = -dx * s + dy * c;
+  float u = dx * e->cos_a + dy * e->sin_a, v = -dx * e->sin_a + dy * e->cos_a;
   return (u * u) / (e->rx * e->rx) + (v * v) / (e->ry * e->ry) <= 1.0f;
 }
 
@@ -117,28 +128,35 @@ static int build_pet(UnetRng *r, int h, int w, Ellipse *e) {
    * so legs stay below and ears above whichever way the pet faces) */
 #define AT(u, v) cy + face * (u) * sn + (v) * c, cx + face * (u) * c - (v) * sn
   float brx = s * rng_uniform_range(r, 1.0f, 1.4f), bry = s * rng_uniform_range(r, 0.55f, 0.8f);
-  e[n++] = (Ellipse){AT(0, 0), bry, brx, th};
+  e[n++] = make_ellipse(AT(0, 0), bry, brx, th);
   float hr = s * rng_uniform_range(r, 0.45f, 0.6f);
   float hu = brx * 0.95f, hv = -bry * rng_uniform_range(r, 0.3f, 0.8f);
-  e[n++] = (Ellipse){AT(hu, hv), hr * rng_uniform_range(r, 0.85f, 1.0f), hr, th + rng_uniform_range(r, -0.3f, 0.3f)};
+  float head_ry = hr * rng_uniform_range(r, 0.85f, 1.0f);
+  float head_tilt = rng_uniform_range(r, -0.3f, 0.3f);
+  e[n++] = make_ellipse(AT(hu, hv), head_ry, hr, th + head_tilt);
   for (int k = -1; k <= 1; k += 2) { /* ears: narrow ellipses pointing up-out of the head */
     float eu = hu + k * hr * 0.5f, ev = hv - hr * 0.85f;
-    e[n++] = (Ellipse){AT(eu, ev), hr * 0.22f, hr * rng_uniform_range(r, 0.45f, 0.7f),
-                       th + PI_F / 2 - face * k * rng_uniform_range(r, 0.1f, 0.4f)};
+    float ear_len = hr * rng_uniform_range(r, 0.45f, 0.7f);
+    float ear_tilt = rng_uniform_range(r, 0.1f, 0.4f);
+    e[n++] = make_ellipse(AT(eu, ev), hr * 0.22f, ear_len, th + PI_F / 2 - face * k * ear_tilt);
   }
   int legs = 2 + (int)rng_below(r, 3);
   for (int k = 0; k < legs; k++) {
     float lu = brx * (-0.7f + 1.4f * (legs > 1 ? (float)k / (legs - 1) : 0.5f));
     float len = s * rng_uniform_range(r, 0.45f, 0.75f);
-    e[n++] = (Ellipse){AT(lu, bry * 0.8f + len * 0.5f), s * 0.12f, len * 0.6f, th + PI_F / 2 + rng_uniform_range(r, -0.2f, 0.2f)};
+    float leg_tilt = rng_uniform_range(r, -0.2f, 0.2f);
+    e[n++] = make_ellipse(AT(lu, bry * 0.8f + len * 0.5f), s * 0.12f, len * 0.6f, th + PI_F / 2 + leg_tilt);
   }
   float tl = s * rng_uniform_range(r, 0.5f, 0.9f);
-  e[n++] = (Ellipse){AT(-brx - tl * 0.6f, -bry * 0.3f), s * 0.09f, tl, th + rng_uniform_range(r, -0.7f, 0.7f)};
+  float tail_tilt = rng_uniform_range(r, -0.7f, 0.7f);
+  e[n++] = make_ellipse(AT(-brx - tl * 0.6f, -bry * 0.3f), s * 0.09f, tl, th + tail_tilt);
 #undef AT
   return n;
 }
 
-/* Renders image i into rgb [h,w,3] and trimap [h,w]. */
+/* Renders image i (every random draw is its own statement: the order of
+ * evaluation of function arguments is unspecified in C, and the output must
+ * not depend on the compiler) into rgb [h,w,3] and trimap [h,w]. */
 static void render(const SynthOptions *o, long index, int h, int w, UnetRng *r, uint8_t *rgb, uint8_t *trimap,
                    uint8_t *obj, uint8_t *tmp) {
   (void)o;
@@ -150,6 +168,7 @@ static void render(const SynthOptions *o, long index, int h, int w, UnetRng *r, 
   float ga = rng_uniform_range(r, 0, 2 * PI_F), gc = cosf(ga), gs = sinf(ga);
   int stripes = rng_below(r, 2);
   float sa = rng_uniform_range(r, 0, PI_F), speriod = rng_uniform_range(r, 6, 30), samp = rng_uniform_range(r, 10, 35);
+  float sa_cos = cosf(sa), sa_sin = sinf(sa);
   float stint[3];
   for (int k = 0; k < 3; k++) stint[k] = rng_uniform_range(r, 0.3f, 1.0f);
   ValueNoise bg_noise, fur_noise, spot_noise;
@@ -159,7 +178,7 @@ static void render(const SynthOptions *o, long index, int h, int w, UnetRng *r, 
   for (int y = 0; y < h; y++)
     for (int x = 0; x < w; x++) {
       float t = 0.5f + ((x - w * 0.5f) * gc + (y - h * 0.5f) * gs) / diag;
-      float st = stripes ? samp * sinf(2 * PI_F * (x * cosf(sa) + y * sinf(sa)) / speriod) : 0;
+      float st = stripes ? samp * sinf(2 * PI_F * (x * sa_cos + y * sa_sin) / speriod) : 0;
       float nz = bg_amp * noise_at(&bg_noise, (float)y, (float)x);
       for (int k = 0; k < 3; k++)
         rgb[(y * w + x) * 3 + k] = (uint8_t)clamp255(c0[k] + (c1[k] - c0[k]) * t + st * stint[k] + nz);
@@ -174,7 +193,9 @@ static void render(const SynthOptions *o, long index, int h, int w, UnetRng *r, 
     float py = rng_uniform_range(r, 0, (float)h), px = rng_uniform_range(r, 0, (float)w);
     int kind = (int)rng_below(r, 3);
     Polygon poly = {0};
-    Ellipse el = {py, px, size * rng_uniform_range(r, 0.4f, 1.0f), size, rng_uniform_range(r, 0, PI_F)};
+    float el_ry = size * rng_uniform_range(r, 0.4f, 1.0f);
+    float el_angle = rng_uniform_range(r, 0, PI_F);
+    Ellipse el = make_ellipse(py, px, el_ry, size, el_angle);
     if (kind < 2) {
       poly.n = kind == 0 ? 3 : 4;
       float a0 = rng_uniform_range(r, 0, 2 * PI_F);
@@ -205,6 +226,7 @@ static void render(const SynthOptions *o, long index, int h, int w, UnetRng *r, 
   noise_init(&fur_noise, r, h, w, rng_uniform_range(r, 2.5f, 5));
   noise_init(&spot_noise, r, h, w, rng_uniform_range(r, 6, 14));
   float stripe_period = rng_uniform_range(r, 5, 12), stripe_angle = parts[0].angle + PI_F / 2;
+  float st_cos = cosf(stripe_angle), st_sin = sinf(stripe_angle);
   float fur_amp = rng_uniform_range(r, 12, 30);
   float top = parts[0].cy - parts[0].rx, span = 2 * parts[0].rx + 1;
   for (int y = 0; y < h; y++)
@@ -218,7 +240,7 @@ static void render(const SynthOptions *o, long index, int h, int w, UnetRng *r, 
         m = noise_at(&spot_noise, (float)y, (float)x) > 0.25f ? 1.0f : 0.0f;
       } else if (pattern == 1) {
         float warp = 4.0f * noise_at(&spot_noise, (float)y, (float)x);
-        float v = x * cosf(stripe_angle) + y * sinf(stripe_angle) + warp;
+        float v = x * st_cos + y * st_sin + warp;
         m = sinf(2 * PI_F * v / stripe_period) > 0.2f ? 1.0f : 0.0f;
       } else {
         m = 0.5f + 0.5f * noise_at(&spot_noise, (float)y, (float)x);
