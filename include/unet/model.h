@@ -94,8 +94,10 @@ typedef void (*GradReadyFn)(size_t offset, void *ctx);
 double unet_train_step(UNet *m, const float *x, const uint8_t *labels, int n, float loss_scale,
                        BatchNormReducer bn_reduce, GradReadyFn on_ready, void *ready_ctx);
 
-/* Inference with the moving BN statistics: probs [n, H, W, C] softmax. */
+/* Inference with the moving BN statistics: probs [n, H, W, C] softmax. The
+ * logits stay readable through unet_last_logits until the next call. */
 void unet_predict(UNet *m, const float *x, int n, float *probs);
+const float *unet_last_logits(const UNet *m); /* [n, H, W, C] */
 
 /* Time spent per layer kind in the last unet_train_step (seconds), for the
  * benchmark's breakdown. */

@@ -344,3 +344,5 @@ void unet_predict(UNet *m, const float *x, int n, float *probs) {
   forward(m, n, 0, none);
   softmax_forward(probs, m->impl->logits, (long)n * m->height * m->width, m->num_classes);
 }
+
+const float *unet_last_logits(const UNet *m) { return m->impl->logits; }
