@@ -18,6 +18,7 @@ import h5py
 import numpy as np
 import torch
 
+sys.dont_write_bytecode = True   # no __pycache__ in the source tree
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import torch_unet as tu  # noqa: E402
 
