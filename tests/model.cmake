@@ -1,1 +1,2 @@
 unet_add_test(NAME test_model SOURCES tests/test_model.c LIBS unet_nn TIMEOUT 600)
+unet_add_test(NAME test_golden SOURCES tests/test_golden.c LIBS unet_nn unet_data)
