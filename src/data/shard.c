@@ -76,6 +76,7 @@ static hid_t create_sample_dataset(hid_t file, const char *name, int rank, const
   hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
   H5Pset_chunk(dcpl, rank, chunk);
   H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER); /* every chunk is written whole */
+  H5Pset_obj_track_times(dcpl, 0);             /* same input, same bytes */
   if (deflate_level > 0) H5Pset_deflate(dcpl, (unsigned)deflate_level);
   hid_t ds = H5Dcreate2(file, name, H5T_STD_U8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
   H5Pclose(dcpl);
@@ -85,6 +86,11 @@ static hid_t create_sample_dataset(hid_t file, const char *name, int rank, const
 
 ShardWriter *shard_writer_open(const char *path, const ShardInfo *info, long capacity_hint, char *err,
                                size_t err_len) {
+  /* After a failed H5Fclose (disk full) HDF5's own exit-time cleanup
+   * crashes on the half-closed file. Writers close every file explicitly,
+   * so the exit handler is not needed; this only takes effect when the
+   * writer is the process's first use of HDF5 (as in unet-preprocess). */
+  H5dont_atexit();
   quiet_hdf5();
   if (info->height <= 0 || info->width <= 0 || info->num_classes < 1 || info->num_classes > SHARD_MAX_CLASSES) {
     set_err(err, err_len, "%s: invalid shard info (height %d, width %d, classes %d)", path, info->height,
@@ -242,7 +248,10 @@ int shard_writer_finish(ShardWriter *w, char *err, size_t err_len) {
   hsize_t nd[1] = {(hsize_t)w->count};
   hid_t st = vlen_string_type();
   hid_t space = H5Screate_simple(1, nd, NULL);
-  hid_t names = H5Dcreate2(w->file, "names", st, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+  hid_t ncpl = H5Pcreate(H5P_DATASET_CREATE);
+  H5Pset_obj_track_times(ncpl, 0);
+  hid_t names = H5Dcreate2(w->file, "names", st, space, H5P_DEFAULT, ncpl, H5P_DEFAULT);
+  H5Pclose(ncpl);
   herr_t ok = names < 0 ? -1 : 0;
   if (ok >= 0 && w->count > 0) ok = H5Dwrite(names, st, H5S_ALL, H5S_ALL, H5P_DEFAULT, w->names);
   if (names >= 0) H5Dclose(names);
@@ -266,9 +275,13 @@ int shard_writer_finish(ShardWriter *w, char *err, size_t err_len) {
     set_err(err, err_len, "%s: cannot write the root attributes", w->tmp);
     return -1;
   }
-  H5Dclose(w->images);
-  H5Dclose(w->masks);
+  herr_t dc = H5Dclose(w->images);
+  if (H5Dclose(w->masks) < 0) dc = -1;
   w->images = w->masks = -1;
+  if (dc < 0) {
+    set_err(err, err_len, "%s: writing the last samples failed (disk full or I/O error?)", w->tmp);
+    return -1;
+  }
   /* H5Fclose flushes everything: a full disk shows up here at the latest */
   herr_t fc = H5Fclose(w->file);
   w->file = -1;
