@@ -38,6 +38,10 @@ int weights_save_keras(const UNet *m, const char *path, char *err, size_t err_le
  * message naming the layer and both shapes, leaving the model unchanged. */
 int weights_load_keras(UNet *m, const char *path, char *err, size_t err_len);
 
+/* The gradients in m->grads in the weights-file layout: /layers/<name>/vars/<i>
+ * for the trainable variables only (BatchNorm: gamma and beta). */
+int gradients_save_keras(const UNet *m, const char *path, char *err, size_t err_len);
+
 int checkpoint_save(const UNet *m, const Adam *opt, const TrainState *ts, const char *path, char *err, size_t err_len);
 /* opt must be adam_init'ed with m->num_params. */
 int checkpoint_load(UNet *m, Adam *opt, TrainState *ts, const char *path, char *err, size_t err_len);

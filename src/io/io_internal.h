@@ -61,6 +61,10 @@ long h5_count_links(hid_t loc);
 /* ---- the model part shared by weights file and checkpoint ---------------- */
 /* Writes /layers/<name>/vars/<i> for every layer and the empty top-level /vars. */
 int io_write_model(hid_t file, const UNet *m, const char *path, char *err, size_t err_len);
+/* Same layout with other values in the arenas' layout (e.g. the gradients);
+ * non_trainable NULL leaves the non-trainable variables out. */
+int io_write_model_values(hid_t file, const UNet *m, const float *trainable, const float *non_trainable,
+                          const char *path, char *err, size_t err_len);
 /* Validates every layer and variable of the file against m and reads them into
  * params_out [m->num_params] and state_out [m->num_state] (same layout as the
  * model's arenas). m itself is not modified. */

@@ -41,6 +41,11 @@
 #include "unet/util.h"
 
 int io_write_model(hid_t file, const UNet *m, const char *path, char *err, size_t err_len) {
+  return io_write_model_values(file, m, m->params, m->state, path, err, err_len);
+}
+
+int io_write_model_values(hid_t file, const UNet *m, const float *trainable, const float *non_trainable,
+                          const char *path, char *err, size_t err_len) {
   hid_t top_vars = h5_create_group(file, "vars", path, err, err_len);
   if (top_vars < 0) return -1;
   H5Gclose(top_vars);
@@ -58,7 +63,8 @@ int io_write_model(hid_t file, const UNet *m, const char *path, char *err, size_
     if (vg < 0) rc = -1;
     for (int i = 0; i < l->num_vars && rc == 0; i++) {
       const ModelVar *v = &m->vars[l->first_var + i];
-      const float *data = (v->trainable ? m->params : m->state) + v->offset;
+      if (!v->trainable && !non_trainable) continue;
+      const float *data = (v->trainable ? trainable : non_trainable) + v->offset;
       char name[16];
       snprintf(name, sizeof name, "%d", v->index);
       if (h5_write_f32(vg, name, data, v->ndim, v->shape, path, err, err_len) != 0)

@@ -1,0 +1,34 @@
+/* data_loader.h - the trainer's view of a preprocessed data directory: the
+ * training shards (train-*.h5, in name order) as one global index space, and
+ * the validation file (val.h5, optional). Samples are read on demand, one
+ * HDF5 chunk each, so a rank only touches the samples it trains on. */
+#ifndef UNET_DATA_LOADER_H
+#define UNET_DATA_LOADER_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "unet/shard.h"
+
+typedef struct {
+  int num_files;
+  char **paths;
+  ShardReader **readers;
+  long *first;  /* global index of each file's sample 0 */
+  long total;
+  int height, width, num_classes;
+  int mask_values[256];
+} ShardSet;
+
+/* kind "train": every DIR/train-*.h5; kind "val": DIR/val.h5, where a missing
+ * file gives an empty set (total 0). 0 ok, -1 with reason in err. */
+int shardset_open(ShardSet *s, const char *dir, const char *kind, char *err, size_t err_len);
+void shardset_close(ShardSet *s);
+int shardset_read(ShardSet *s, long index, uint8_t *image, uint8_t *mask, char *name, size_t name_len, char *err,
+                  size_t err_len);
+
+/* Read samples index[0..n) into x [n,H,W,3] (float 0..255, as the Keras example
+ * feeds the network) and labels [n,H,W]. Checks every label < num_classes. */
+int shardset_read_batch(ShardSet *s, const long *index, int n, float *x, uint8_t *labels, uint8_t *scratch_image,
+                        char *err, size_t err_len);
+
+#endif

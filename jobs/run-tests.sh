@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The README's second command (and CI's): install what is missing, build, and run
+# the whole CTest suite, then the same suite under AddressSanitizer + UBSan.
+# Tests that need ../shared data or a SLURM cluster skip with a message when absent.
+# Usage: jobs/run-tests.sh   Environment: SKIP_SANITIZE=1 to skip the sanitizer pass.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+"$root/jobs/install-deps.sh" slurm-wlm munge
+"$root/jobs/build.sh" "$root/build"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+(cd "$root/build" && ctest --output-on-failure -j2 --timeout 900)
+if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
+  "$root/jobs/build.sh" "$root/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUNET_SANITIZE=ON
+  # the sanitizer pass leaves out the long-running end-to-end tests (label "slow")
+  (cd "$root/build-asan" && ctest --output-on-failure -j2 --timeout 900 -LE slow)
+fi

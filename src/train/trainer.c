@@ -1,0 +1,501 @@
+/* trainer.c - the training loop on every rank; see trainer.h.
+ *
+ * Data: the training shards form one global index space [0, N). Rank r owns
+ * the contiguous slice [N*r/P, N*(r+1)/P) (whole shards when they divide
+ * evenly) and trains on it; the global batch B is split into local batches
+ * B/P (+1 for the first B%P ranks). Each epoch every rank shuffles its own
+ * slice with a generator seeded by (seed, epoch, rank), so a resumed run
+ * replays the same order. An epoch has floor(min_r slice_r / batch_r) steps:
+ * every step is a full global batch, and the last partial batch is dropped.
+ */
+#define _GNU_SOURCE
+#include "unet/trainer.h"
+
+#include <errno.h>
+#include <math.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "unet/adam.h"
+#include "unet/checkpoint.h"
+#include "unet/comm.h"
+#include "unet/data_loader.h"
+#include "unet/image.h"
+#include "unet/metrics.h"
+#include "unet/model.h"
+#include "unet/rng.h"
+#include "unet/util.h"
+
+extern void openblas_set_num_threads(int num_threads);
+
+void train_config_defaults(TrainConfig *c) {
+  memset(c, 0, sizeof *c);
+  c->epochs = 50;
+  c->global_batch = 32;
+  c->lr = 1e-4;
+  c->seed = 1337;
+  c->shuffle = 1;
+  c->sync_bn = 1;
+  c->overlap = 1;
+  c->val_images = 4;
+}
+
+int default_threads_per_rank(int local_ranks) {
+  const char *slurm = getenv("SLURM_CPUS_PER_TASK");
+  long v;
+  if (slurm && unet_parse_int(slurm, &v) == 0 && v > 0) return (int)v;
+  cpu_set_t set;
+  long online = sysconf(_SC_NPROCESSORS_ONLN);
+  if (online < 1) online = 1;
+  if (sched_getaffinity(0, sizeof set, &set) == 0) {
+    int mine = CPU_COUNT(&set);
+    if (mine > 0 && mine < online) return mine; /* the launcher bound us: use what we got */
+  }
+  int t = (int)(online / (local_ranks > 0 ? local_ranks : 1));
+  return t > 0 ? t : 1;
+}
+
+/* ---- signals: set a flag, act at the next step boundary -------------------- */
+static volatile sig_atomic_t g_stop_signal = 0;
+static void on_stop_signal(int sig) { g_stop_signal = sig; }
+static void install_signal_handlers(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGUSR1, &sa, NULL);
+}
+
+/* ---- run state ------------------------------------------------------------- */
+typedef struct {
+  const TrainConfig *cfg;
+  int rank, size;
+  ShardSet train, val;
+  long n_train;            /* samples used (after --max-train) */
+  long slice_first, slice_count;
+  int local_batch;
+  long steps_per_epoch;
+  UNet model;
+  Adam opt;
+  TrainState ts;
+  GradSync *sync;
+  BatchNormReducer bn;
+  float *x;                /* [local_batch, H, W, 3] */
+  uint8_t *labels;         /* [local_batch, H, W] */
+  uint8_t *image_u8;       /* one image, for reading */
+  float *probs;            /* [local_batch, H, W, C] */
+  char path_last[4096], path_best[4096], path_csv[4096], dir_pred[4096];
+} Run;
+
+static int local_batch_of(int global_batch, int size, int rank) {
+  return global_batch / size + (rank < global_batch % size ? 1 : 0);
+}
+
+static void rank_slice(long n, int size, int rank, long *first, long *count) {
+  long a = (long)((__int128)n * rank / size), b = (long)((__int128)n * (rank + 1) / size);
+  *first = a;
+  *count = b - a;
+}
+
+static void epoch_order(const Run *r, int64_t epoch, long *order) {
+  for (long i = 0; i < r->slice_count; i++) order[i] = i;
+  if (!r->cfg->shuffle) return;
+  UnetRng g;
+  rng_seed(&g, (uint64_t)r->cfg->seed * 1000003ull ^ ((uint64_t)epoch << 20) ^ (uint64_t)r->rank);
+  for (long i = r->slice_count; i > 1; i--) {
+    long j = (long)(rng_uniform(&g) * i);
+    if (j >= i) j = i - 1;
+    long t = order[i - 1];
+    order[i - 1] = order[j];
+    order[j] = t;
+  }
+}
+
+/* Everything that must be identical on every rank, broadcast from rank 0. */
+static void broadcast_state(Run *r) {
+  UNet *m = &r->model;
+  comm_bcast(m->params, m->num_params * sizeof(float), 0);
+  comm_bcast(m->state, m->num_state * sizeof(float), 0);
+  comm_bcast(r->opt.m, 2 * r->opt.count * sizeof(float), 0);
+  comm_bcast(&r->opt.iterations, sizeof r->opt.iterations, 0);
+  comm_bcast(&r->ts, sizeof r->ts, 0);
+  comm_check_identical(m->params, m->num_params * sizeof(float), "model weights");
+  comm_check_identical(m->state, m->num_state * sizeof(float), "BatchNorm moving statistics");
+}
+
+static void save_checkpoint(Run *r) {
+  char err[1024];
+  if (checkpoint_save(&r->model, &r->opt, &r->ts, r->path_last, err, sizeof err) != 0)
+    unet_fatal("writing checkpoint: %s", err);
+}
+
+/* ---- validation: spread over the ranks, reduced in a fixed order ----------- */
+typedef struct {
+  double loss;
+  double accuracy, mean_iou;
+  double iou[256];
+} ValResult;
+
+static void validate(Run *r, ValResult *out) {
+  UNet *m = &r->model;
+  int C = m->num_classes;
+  long V = r->val.total, first, count;
+  long pixels = (long)m->height * m->width;
+  rank_slice(V, r->size, r->rank, &first, &count);
+  double *losses = xmalloc((count + 1) * sizeof(double), "validation losses");
+  int64_t *confusion = xcalloc((size_t)C * C, sizeof(int64_t), "confusion matrix");
+  long *index = xmalloc(r->local_batch * sizeof(long), "batch index");
+  char err[1024];
+  for (long done = 0; done < count;) {
+    int n = (int)(count - done < r->local_batch ? count - done : r->local_batch);
+    for (int i = 0; i < n; i++) index[i] = first + done + i;
+    if (shardset_read_batch(&r->val, index, n, r->x, r->labels, r->image_u8, err, sizeof err) != 0)
+      unet_fatal("validation data: %s", err);
+    unet_predict(m, r->x, n, r->probs);
+    per_image_xent(losses + done, unet_last_logits(m), r->labels, n, pixels, C);
+    confusion_add(confusion, r->probs, r->labels, n * pixels, C);
+    done += n;
+  }
+  /* per-image losses gathered in sample order and summed on rank 0: the same
+   * sum whatever the rank count; the confusion counts are integers. */
+  double *all = r->rank == 0 ? xmalloc((V + 1) * sizeof(double), "validation losses") : NULL;
+  comm_gather_doubles(losses, (int)count, all, 0);
+  comm_allreduce_sum_i64(confusion, C * C);
+  if (r->rank == 0) {
+    double sum = 0;
+    for (long i = 0; i < V; i++) sum += all[i];
+    out->loss = sum / ((double)V * pixels);
+    out->accuracy = confusion_accuracy(confusion, C);
+    out->mean_iou = confusion_mean_iou(confusion, C);
+    for (int k = 0; k < C; k++) out->iou[k] = confusion_iou(confusion, C, k);
+  }
+  xfree(all);
+  xfree(losses);
+  xfree(confusion);
+  xfree(index);
+}
+
+static void write_prediction_pngs(Run *r) {
+  UNet *m = &r->model;
+  int H = m->height, W = m->width, C = m->num_classes;
+  int k = r->cfg->val_images;
+  if (k > r->val.total) k = (int)r->val.total;
+  if (k > r->local_batch) k = r->local_batch;
+  if (k <= 0) return;
+  if (unet_mkdir_p(r->dir_pred) != 0) {
+    unet_warn("cannot create %s: %s", r->dir_pred, strerror(errno));
+    return;
+  }
+  uint8_t *images = xmalloc((size_t)k * H * W * 3, "prediction images");
+  uint8_t *pred = xmalloc((size_t)H * W, "prediction ids");
+  uint8_t *panel = xmalloc((size_t)H * W * 9, "prediction panel");
+  char err[1024], name[4400];
+  for (int i = 0; i < k; i++) {
+    if (shardset_read(&r->val, i, images + (size_t)i * H * W * 3, r->labels + (size_t)i * H * W, NULL, 0, err,
+                      sizeof err) != 0)
+      unet_fatal("validation data: %s", err);
+    for (size_t j = 0; j < (size_t)H * W * 3; j++) r->x[(size_t)i * H * W * 3 + j] = images[(size_t)i * H * W * 3 + j];
+  }
+  unet_predict(m, r->x, k, r->probs);
+  for (int i = 0; i < k; i++) {
+    argmax_classes(pred, r->probs + (size_t)i * H * W * C, (long)H * W, C);
+    render_prediction_panel(panel, images + (size_t)i * H * W * 3, r->labels + (size_t)i * H * W, pred, H, W);
+    char sample[128] = "";
+    shardset_read(&r->val, i, r->image_u8, pred, sample, sizeof sample, err, sizeof err);
+    snprintf(name, sizeof name, "%s/val_%02d_%s.png", r->dir_pred, i, sample);
+    if (image_write_png(name, panel, 3 * W, H, 3, err, sizeof err) != 0) unet_warn("%s: %s", name, err);
+  }
+  xfree(images);
+  xfree(pred);
+  xfree(panel);
+}
+
+/* ---- metrics.csv ------------------------------------------------------------- */
+static void csv_header(FILE *f, int C) {
+  fprintf(f, "epoch,step,train_loss,val_loss,val_accuracy");
+  for (int k = 0; k < C; k++) fprintf(f, ",iou_%d", k);
+  fprintf(f, ",mean_iou,images_per_s,epoch_seconds,elapsed_seconds,best\n");
+}
+
+/* New run: header only. Resume from epoch k: keep the header and rows of
+ * epochs <= k (a row written after the checkpoint would otherwise repeat). */
+static void csv_prepare(Run *r) {
+  int C = r->model.num_classes;
+  char tmp[4200];
+  unet_tmp_path(tmp, sizeof tmp, r->path_csv);
+  FILE *out = fopen(tmp, "w");
+  if (!out) unet_fatal("%s: cannot write: %s", tmp, strerror(errno));
+  csv_header(out, C);
+  FILE *in = r->cfg->resume ? fopen(r->path_csv, "r") : NULL;
+  if (in) {
+    char line[8192];
+    int first = 1;
+    while (fgets(line, sizeof line, in)) {
+      if (first) { first = 0; continue; }
+      long epoch = strtol(line, NULL, 10);
+      if (epoch >= 1 && epoch <= r->ts.epoch) fputs(line, out);
+    }
+    fclose(in);
+  }
+  if (fclose(out) != 0 || unet_commit_file(tmp, r->path_csv) != 0) {
+    remove(tmp);
+    unet_fatal("%s: cannot write: %s", r->path_csv, strerror(errno));
+  }
+}
+
+static void csv_append(Run *r, double train_loss, const ValResult *v, int have_val, double ips, double epoch_s,
+                       double elapsed, int best) {
+  FILE *f = fopen(r->path_csv, "a");
+  if (!f) unet_fatal("%s: cannot append: %s", r->path_csv, strerror(errno));
+  int C = r->model.num_classes;
+  fprintf(f, "%lld,%lld,%.6f,", (long long)r->ts.epoch, (long long)r->ts.step, train_loss);
+  if (have_val) {
+    fprintf(f, "%.6f,%.6f", v->loss, v->accuracy);
+    for (int k = 0; k < C; k++) fprintf(f, ",%.6f", v->iou[k]);
+    fprintf(f, ",%.6f", v->mean_iou);
+  } else {
+    fprintf(f, ",");
+    for (int k = 0; k < C; k++) fprintf(f, ",");
+  }
+  fprintf(f, ",%.3f,%.2f,%.2f,%d\n", ips, epoch_s, elapsed, best);
+  if (fclose(f) != 0) unet_fatal("%s: write failed: %s", r->path_csv, strerror(errno));
+}
+
+/* ---- setup ------------------------------------------------------------------ */
+static void setup(Run *r, const TrainConfig *c) {
+  char err[1024];
+  memset(r, 0, sizeof *r);
+  r->cfg = c;
+  r->rank = comm_rank();
+  r->size = comm_size();
+
+  const char *slurm_ntasks = getenv("SLURM_NTASKS");
+  long ntasks;
+  if (slurm_ntasks && unet_parse_int(slurm_ntasks, &ntasks) == 0 && ntasks != r->size &&
+      !getenv("OMPI_COMM_WORLD_SIZE"))
+    unet_fatal("SLURM_NTASKS=%ld but this MPI job has %d rank(s): srun started separate one-rank jobs; "
+               "use 'srun --mpi=pmix' (or mpirun inside the allocation)",
+               ntasks, r->size);
+
+  int threads = c->threads > 0 ? c->threads : default_threads_per_rank(comm_local_size());
+  openblas_set_num_threads(threads);
+
+  if (shardset_open(&r->train, c->data_dir, "train", err, sizeof err) != 0) unet_fatal("%s", err);
+  if (shardset_open(&r->val, c->data_dir, "val", err, sizeof err) != 0) unet_fatal("%s", err);
+  if (r->val.total > 0 && (r->val.height != r->train.height || r->val.width != r->train.width ||
+                           r->val.num_classes != r->train.num_classes))
+    unet_fatal("%s: validation file does not match the training shards (size or classes)", c->data_dir);
+  r->n_train = r->train.total;
+  if (c->max_train > 0 && c->max_train < r->n_train) r->n_train = c->max_train;
+  if (c->global_batch < r->size)
+    unet_fatal("global batch %d is smaller than the %d ranks: every rank needs at least one sample per step",
+               c->global_batch, r->size);
+  if (r->n_train < r->size)
+    unet_fatal("%ld training samples cannot be spread over %d ranks", r->n_train, r->size);
+  rank_slice(r->n_train, r->size, r->rank, &r->slice_first, &r->slice_count);
+  r->local_batch = local_batch_of(c->global_batch, r->size, r->rank);
+  r->steps_per_epoch = -1;
+  for (int q = 0; q < r->size; q++) {
+    long first, count;
+    rank_slice(r->n_train, r->size, q, &first, &count);
+    long steps = count / local_batch_of(c->global_batch, r->size, q);
+    if (r->steps_per_epoch < 0 || steps < r->steps_per_epoch) r->steps_per_epoch = steps;
+  }
+  if (r->steps_per_epoch == 0)
+    unet_fatal("%ld training samples over %d ranks give fewer samples per rank than the local batch (global batch "
+               "%d): lower --batch or use more data",
+               r->n_train, r->size, c->global_batch);
+
+  if (unet_create(&r->model, r->train.height, r->train.width, r->train.num_classes, err, sizeof err) != 0)
+    unet_fatal("%s: %s", c->data_dir, err);
+  UNet *m = &r->model;
+  unet_plan(m, r->local_batch);
+  adam_init(&r->opt, m->num_params, c->lr);
+  size_t pix = (size_t)m->height * m->width;
+  r->x = xmalloc((size_t)r->local_batch * pix * 3 * sizeof(float), "input batch");
+  r->labels = xmalloc((size_t)r->local_batch * pix, "label batch");
+  r->image_u8 = xmalloc(pix * 3, "image buffer");
+  r->probs = xmalloc((size_t)r->local_batch * pix * m->num_classes * sizeof(float), "probabilities");
+
+  unet_path_join(r->path_last, sizeof r->path_last, c->out_dir, "last.ckpt.h5");
+  unet_path_join(r->path_best, sizeof r->path_best, c->out_dir, "best.weights.h5");
+  unet_path_join(r->path_csv, sizeof r->path_csv, c->out_dir, "metrics.csv");
+  unet_path_join(r->dir_pred, sizeof r->dir_pred, c->out_dir, "predictions");
+
+  r->ts.best_val_loss = INFINITY;
+  r->ts.seed = c->seed;
+  rng_seed(&r->ts.rng, (uint64_t)c->seed);
+  r->ts.world_size = r->size;
+  r->ts.global_batch = c->global_batch;
+  r->ts.lr = (float)c->lr;
+  if (r->rank == 0) {
+    if (!c->dump_gradients && unet_mkdir_p(c->out_dir) != 0)
+      unet_fatal("%s: cannot create run directory: %s", c->out_dir, strerror(errno));
+    if (c->resume) {
+      if (checkpoint_load(m, &r->opt, &r->ts, r->path_last, err, sizeof err) != 0)
+        unet_fatal("--resume: %s", err);
+      if (r->ts.global_batch != c->global_batch)
+        unet_warn("resuming a run trained with global batch %d at batch %d", r->ts.global_batch, c->global_batch);
+      if (r->ts.world_size != r->size)
+        unet_warn("resuming a run written by %d rank(s) with %d: the data order differs from an uninterrupted run",
+                  r->ts.world_size, r->size);
+      r->opt.lr = c->lr;
+    } else if (c->init_weights) {
+      if (weights_load_keras(m, c->init_weights, err, sizeof err) != 0) unet_fatal("--init-weights: %s", err);
+    } else {
+      unet_init_keras(m, (uint64_t)c->seed);
+    }
+  }
+  broadcast_state(r);
+  r->ts.world_size = r->size;
+  r->sync = gradsync_create(m->grads, m->num_params, c->overlap, 1 << 16);
+  r->bn = c->sync_bn ? comm_batchnorm_reducer() : (BatchNormReducer){0};
+  if (r->rank == 0 && !c->quiet)
+    unet_info("%d rank(s) x %d thread(s); %ld training samples (%ld on rank 0), %ld validation; global batch %d "
+              "(%d on rank 0), %ld steps per epoch; model %dx%d, %d classes, %zu parameters; activations %.0f MB",
+              r->size, threads, r->n_train, r->slice_count, r->val.total, c->global_batch, r->local_batch,
+              r->steps_per_epoch, m->height, m->width, m->num_classes, unet_param_count_total(m),
+              unet_activation_bytes(m) / 1048576.0);
+}
+
+static void teardown(Run *r) {
+  gradsync_free(r->sync);
+  xfree(r->x);
+  xfree(r->labels);
+  xfree(r->image_u8);
+  xfree(r->probs);
+  adam_free(&r->opt);
+  unet_destroy(&r->model);
+  shardset_close(&r->train);
+  shardset_close(&r->val);
+}
+
+/* ---- the loop ------------------------------------------------------------------ */
+int train_run(const TrainConfig *c) {
+  Run run, *r = &run;
+  setup(r, c);
+  UNet *m = &r->model;
+  const double global_pixels = (double)c->global_batch * m->height * m->width;
+  const float loss_scale = (float)(1.0 / global_pixels);
+  int is_root = r->rank == 0, tty = isatty(2) && !c->quiet;
+  long *order = xmalloc((r->slice_count + 1) * sizeof(long), "epoch order");
+  long *index = xmalloc(r->local_batch * sizeof(long), "batch index");
+  char err[1024];
+  int exit_code = UNET_EXIT_OK;
+  double run_start = unet_now();
+
+  install_signal_handlers();
+  if (is_root && !c->dump_gradients) csv_prepare(r);
+
+  while (r->ts.epoch < c->epochs) {
+    epoch_order(r, r->ts.epoch, order);
+    double epoch_start = unet_now(), loss_sum = 0;
+    long steps_run = 0;
+    int stop = 0;
+    for (long s = r->ts.step_in_epoch; s < r->steps_per_epoch; s++) {
+      for (int i = 0; i < r->local_batch; i++) index[i] = r->slice_first + order[s * r->local_batch + i];
+      if (shardset_read_batch(&r->train, index, r->local_batch, r->x, r->labels, r->image_u8, err, sizeof err) != 0)
+        unet_fatal("training data: %s", err);
+      memset(m->grads, 0, m->num_params * sizeof(float));
+      gradsync_begin(r->sync);
+      double local_loss =
+          unet_train_step(m, r->x, r->labels, r->local_batch, loss_scale, r->bn, gradsync_ready, r->sync);
+      gradsync_finish(r->sync);
+      /* one small allreduce: the global loss and whether any rank got a stop signal */
+      double agree[2] = {local_loss, g_stop_signal ? 1.0 : 0.0};
+      comm_allreduce_sum_double(agree, 2);
+      double step_loss = agree[0] / global_pixels;
+      if (!isfinite(step_loss)) {
+        if (is_root)
+          unet_error("loss is %s at step %lld (epoch %lld, batch %ld): stopping; lower --lr or check the data",
+                     isnan(step_loss) ? "NaN" : "infinite", (long long)r->ts.step + 1, (long long)r->ts.epoch + 1,
+                     s + 1);
+        exit_code = UNET_EXIT_NONFINITE;
+        goto done;
+      }
+      if (c->dump_gradients) {
+        if (is_root && gradients_save_keras(m, c->dump_gradients, err, sizeof err) != 0)
+          unet_fatal("--dump-gradients: %s", err);
+        if (is_root && !c->quiet)
+          unet_info("wrote the gradient of step 1 (loss %.6f) to %s", step_loss, c->dump_gradients);
+        goto done;
+      }
+      adam_step(&r->opt, m->params, m->grads);
+      r->ts.step++;
+      r->ts.step_in_epoch = s + 1;
+      loss_sum += step_loss;
+      steps_run++;
+      if (tty && is_root) {
+        double el = unet_now() - epoch_start;
+        fprintf(stderr, "\repoch %lld/%d  step %ld/%ld  loss %.4f  %.1f img/s   ", (long long)r->ts.epoch + 1,
+                c->epochs, s + 1, r->steps_per_epoch, loss_sum / steps_run, steps_run * c->global_batch / el);
+      }
+      if (agree[1] > 0) stop = 1;
+      if (c->max_steps > 0 && r->ts.step >= c->max_steps) stop = 2;
+      if (stop) break;
+    }
+    if (tty && is_root) fputc('\n', stderr);
+    double train_seconds = unet_now() - epoch_start;
+    if (stop) {
+      if (is_root) {
+        save_checkpoint(r);
+        unet_info("%s after step %lld: wrote %s", stop == 1 ? "stop signal" : "--steps reached",
+                  (long long)r->ts.step, r->path_last);
+      }
+      comm_barrier();
+      exit_code = stop == 1 ? UNET_EXIT_REQUEUE : UNET_EXIT_OK;
+      goto done;
+    }
+    r->ts.epoch++;
+    r->ts.step_in_epoch = 0;
+    double ips = steps_run > 0 ? steps_run * c->global_batch / train_seconds : 0;
+    double train_loss = steps_run > 0 ? loss_sum / steps_run : NAN;
+
+    ValResult v;
+    memset(&v, 0, sizeof v);
+    int have_val = r->val.total > 0;
+    if (have_val) validate(r, &v);
+    if (is_root) {
+      int best = 0;
+      if (have_val && v.loss < r->ts.best_val_loss) {
+        r->ts.best_val_loss = v.loss;
+        best = 1;
+        if (weights_save_keras(m, r->path_best, err, sizeof err) != 0) unet_fatal("writing best weights: %s", err);
+      }
+      save_checkpoint(r);
+      double elapsed = unet_now() - run_start;
+      csv_append(r, train_loss, &v, have_val, ips, train_seconds, elapsed, best);
+      if (have_val) write_prediction_pngs(r);
+      if (!c->quiet) {
+        char ious[512] = "";
+        size_t used = 0;
+        for (int k = 0; k < m->num_classes && used < sizeof ious - 16; k++)
+          used += snprintf(ious + used, sizeof ious - used, "%s%.3f", k ? " " : "", v.iou[k]);
+        if (have_val)
+          unet_info("epoch %lld/%d  loss %.4f  val_loss %.4f  acc %.4f  IoU [%s]  mIoU %.4f  %.2f img/s  %.1fs%s",
+                    (long long)r->ts.epoch, c->epochs, train_loss, v.loss, v.accuracy, ious, v.mean_iou, ips,
+                    elapsed, best ? "  (best)" : "");
+        else
+          unet_info("epoch %lld/%d  loss %.4f  %.2f img/s  %.1fs", (long long)r->ts.epoch, c->epochs, train_loss, ips,
+                    elapsed);
+      }
+    }
+    comm_bcast(&r->ts.best_val_loss, sizeof r->ts.best_val_loss, 0);
+    if (comm_allreduce_max_int(g_stop_signal ? 1 : 0)) {
+      /* signal arrived during validation: the epoch checkpoint is written */
+      exit_code = UNET_EXIT_REQUEUE;
+      goto done;
+    }
+  }
+  if (is_root && !c->quiet) unet_info("done: %s", c->out_dir);
+done:
+  xfree(order);
+  xfree(index);
+  teardown(r);
+  return exit_code;
+}

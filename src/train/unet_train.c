@@ -1,0 +1,96 @@
+/* unet_train.c - command line of the trainer: `mpirun -np N unet-train ...`
+ * or `srun --mpi=pmix unet-train ...`; one process works too. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "unet/comm.h"
+#include "unet/trainer.h"
+#include "unet/util.h"
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: unet-train --data DIR --out DIR [options]\n"
+          "  --data DIR            preprocessed shards (train-*.h5, optional val.h5) from unet-preprocess\n"
+          "  --out DIR             run directory: metrics.csv, best.weights.h5, last.ckpt.h5, predictions/\n"
+          "  --epochs N            total epochs (default 50)\n"
+          "  --batch N             global batch, split over the ranks (default 32)\n"
+          "  --lr X                Adam learning rate (default 1e-4)\n"
+          "  --seed N              initialisation and data order (default 1337)\n"
+          "  --init-weights FILE   start from a Keras .weights.h5\n"
+          "  --resume              continue from OUT/last.ckpt.h5 up to --epochs in all\n"
+          "  --max-train N         use only the first N training samples (max_dataset_len)\n"
+          "  --steps N             stop after N optimizer steps (writes last.ckpt.h5)\n"
+          "  --no-shuffle          keep the data order of the shards every epoch\n"
+          "  --no-sync-bn          BatchNorm statistics per rank (Keras' default) instead of global\n"
+          "  --no-overlap          reduce gradients after backward instead of during it\n"
+          "  --threads N           OpenBLAS threads per rank (default: cores per rank)\n"
+          "  --val-images N        validation images drawn as prediction PNGs (default 4)\n"
+          "  --dump-gradients FILE write the first step's averaged gradient (Keras layout) and exit\n"
+          "  --quiet               only errors\n"
+          "exit codes: 0 done, 1 error, 2 usage, 3 stopped by SIGTERM/SIGUSR1 with last.ckpt.h5 written\n"
+          "            (resume with --resume), 4 loss became NaN/inf\n");
+}
+
+static int need_int(const char *opt, const char *val, long lo, long *out) {
+  if (!val || unet_parse_int(val, out) != 0 || *out < lo) {
+    unet_error("%s needs an integer >= %ld, got '%s'", opt, lo, val ? val : "(nothing)");
+    return -1;
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  unet_set_progname("unet-train");
+  comm_init(&argc, &argv);
+  TrainConfig c;
+  train_config_defaults(&c);
+  int bad = 0;
+  for (int i = 1; i < argc && !bad; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    long n;
+    double d;
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      if (comm_rank() == 0) usage(stdout);
+      comm_finalize();
+      return 0;
+    } else if (!strcmp(a, "--data") && v) { c.data_dir = v; i++; }
+    else if (!strcmp(a, "--out") && v) { c.out_dir = v; i++; }
+    else if (!strcmp(a, "--init-weights") && v) { c.init_weights = v; i++; }
+    else if (!strcmp(a, "--dump-gradients") && v) { c.dump_gradients = v; i++; }
+    else if (!strcmp(a, "--epochs")) { bad = need_int(a, v, 1, &n); c.epochs = (int)n; i++; }
+    else if (!strcmp(a, "--batch")) { bad = need_int(a, v, 1, &n); c.global_batch = (int)n; i++; }
+    else if (!strcmp(a, "--seed")) { bad = need_int(a, v, 0, &n); c.seed = n; i++; }
+    else if (!strcmp(a, "--max-train")) { bad = need_int(a, v, 1, &n); c.max_train = n; i++; }
+    else if (!strcmp(a, "--steps")) { bad = need_int(a, v, 1, &n); c.max_steps = n; i++; }
+    else if (!strcmp(a, "--threads")) { bad = need_int(a, v, 1, &n); c.threads = (int)n; i++; }
+    else if (!strcmp(a, "--val-images")) { bad = need_int(a, v, 0, &n); c.val_images = (int)n; i++; }
+    else if (!strcmp(a, "--lr")) {
+      if (!v || unet_parse_double(v, &d) != 0 || !(d > 0)) { unet_error("--lr needs a positive number"); bad = 1; }
+      c.lr = d;
+      i++;
+    }
+    else if (!strcmp(a, "--resume")) c.resume = 1;
+    else if (!strcmp(a, "--no-shuffle")) c.shuffle = 0;
+    else if (!strcmp(a, "--no-sync-bn")) c.sync_bn = 0;
+    else if (!strcmp(a, "--no-overlap")) c.overlap = 0;
+    else if (!strcmp(a, "--quiet")) c.quiet = 1;
+    else { unet_error("unknown or incomplete option '%s' (see --help)", a); bad = 1; }
+  }
+  if (!bad && (!c.data_dir || (!c.out_dir && !c.dump_gradients))) {
+    unet_error("--data and --out are required (see --help)");
+    bad = 1;
+  }
+  if (!bad && c.resume && c.init_weights) {
+    unet_error("--resume and --init-weights exclude each other");
+    bad = 1;
+  }
+  if (!c.out_dir) c.out_dir = "."; /* --dump-gradients alone writes nothing else */
+  if (bad) {
+    comm_finalize();
+    return 2;
+  }
+  int rc = train_run(&c);
+  comm_finalize();
+  return rc;
+}
