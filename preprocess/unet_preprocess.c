@@ -404,18 +404,19 @@ static SkipReason process_pair(DecodeJob *job, Pair *p, long index, uint8_t *sam
     reason = SKIP_SIZE_MISMATCH;
     goto out;
   }
-  /* raw values -> class ids over the whole original (a bad value anywhere is
-   * an error even where nearest resizing would not sample it) */
+  /* validate every source pixel (a bad value anywhere is an error, even
+   * where nearest resizing would not sample it) */
   long bad = 0, first_bad = -1;
   int first_bad_value = 0;
   size_t npx = (size_t)mask.width * mask.height;
-  for (size_t q = 0; q < npx; q++) {
-    uint8_t raw = mask.pixels[q], c = job->lut[raw];
-    if (c == 255) {
-      if (first_bad < 0) first_bad = (long)q, first_bad_value = raw;
-      bad++;
-    }
-    mask.pixels[q] = c;
+  uint8_t any_bad = 0; /* branch-free pass; the first bad pixel is looked up only on failure */
+  for (size_t q = 0; q < npx; q++) any_bad |= (uint8_t)(job->lut[mask.pixels[q]] == 255);
+  if (any_bad) {
+    for (size_t q = 0; q < npx; q++)
+      if (job->lut[mask.pixels[q]] == 255) {
+        if (first_bad < 0) first_bad = (long)q, first_bad_value = mask.pixels[q];
+        bad++;
+      }
   }
   if (bad) {
     char map[1024];
@@ -429,7 +430,10 @@ static SkipReason process_pair(DecodeJob *job, Pair *p, long index, uint8_t *sam
   }
   uint8_t *img_out = sample, *mask_out = sample + (size_t)o->height * o->width * 3;
   resize_bilinear_u8(img.pixels, img.height, img.width, 3, img_out, o->height, o->width);
+  /* nearest only copies source values, so mapping after resizing is the same
+   * as mapping before, on H*W instead of the source's pixels */
   resize_nearest_u8(mask.pixels, mask.height, mask.width, 1, mask_out, o->height, o->width);
+  for (size_t q = 0; q < (size_t)o->height * o->width; q++) mask_out[q] = job->lut[mask_out[q]];
   if (store_put(job->store, index, sample, err, sizeof err) != 0) {
     pthread_mutex_lock(&job->lock);
     if (!atomic_load(&job->stop)) snprintf(job->fatal, sizeof job->fatal, "%s", err);

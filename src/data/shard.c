@@ -146,8 +146,16 @@ ShardWriter *shard_writer_open(const char *path, const ShardInfo *info, long cap
   return w;
 }
 
-static int write_sample(hid_t ds, int rank, const hsize_t *sample_dims, long index, const uint8_t *data) {
+static int write_sample(hid_t ds, int rank, const hsize_t *sample_dims, long index, const uint8_t *data,
+                        int direct) {
   hsize_t start[4] = {(hsize_t)index, 0, 0, 0}, count[4] = {1, 0, 0, 0};
+  if (direct) {
+    /* one sample == one whole unfiltered chunk: hand the bytes straight to
+     * the file, skipping selection, conversion and the chunk cache */
+    size_t bytes = 1;
+    for (int d = 1; d < rank; d++) bytes *= (size_t)sample_dims[d - 1];
+    return H5Dwrite_chunk(ds, H5P_DEFAULT, 0, start, bytes, data) < 0 ? -1 : 0;
+  }
   for (int d = 1; d < rank; d++) count[d] = sample_dims[d - 1];
   hid_t fspace = H5Dget_space(ds);
   hid_t mspace = H5Screate_simple(rank, count, NULL);
@@ -197,8 +205,9 @@ int shard_writer_append(ShardWriter *w, const uint8_t *image_hw3, const uint8_t 
     w->names_cap = cap;
   }
   hsize_t img_dims[3] = {(hsize_t)H, (hsize_t)W, 3}, mask_dims[2] = {(hsize_t)H, (hsize_t)W};
-  if (write_sample(w->images, 4, img_dims, w->count, image_hw3) < 0 ||
-      write_sample(w->masks, 3, mask_dims, w->count, mask_hw) < 0) {
+  const int direct = w->info.deflate_level == 0;
+  if (write_sample(w->images, 4, img_dims, w->count, image_hw3, direct) < 0 ||
+      write_sample(w->masks, 3, mask_dims, w->count, mask_hw, direct) < 0) {
     set_err(err, err_len, "%s: write of sample %ld ('%s') failed (disk full or I/O error?)", w->tmp, w->count, name);
     return -1;
   }
