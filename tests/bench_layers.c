@@ -1,12 +1,17 @@
 /* bench_layers.c - times forward and backward of every layer of the U-Net at
  * its real shapes (model-spec.md table, 160x160 input) for one batch, and
- * prints per-layer milliseconds and GFLOP/s plus totals per layer kind, so
- * one can see where a training step spends its time. Not a test.
+ * prints per-layer milliseconds (best of the repeats) and GFLOP/s plus
+ * totals per layer kind, so one can see where a training step spends its
+ * time. Not a test.
  *
- *   OPENBLAS_NUM_THREADS=2 ./bench-layers [batch=32] [repeats=2] [filter]
+ *   OPENBLAS_NUM_THREADS=2 ./bench-layers [batch=32] [repeats=3] [filter|all] [cpu]
  *
- * filter, if given, keeps the layers whose name contains it.
+ * filter, if given, keeps the layers whose name contains it. "cpu" times with
+ * the process CPU clock instead of the wall clock: with one thread that is
+ * the time the layer would take on an idle machine, even when other jobs
+ * share the cores.
  */
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,6 +130,12 @@ static float *buffer(size_t count) {
   return p;
 }
 
+static double cpu_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 static void no_reduce(double *values, int count, void *ctx) { (void)values, (void)count, (void)ctx; }
 
 /* Runs one layer forward (phase 0) or backward (phase 1) on batch n. */
@@ -215,11 +226,13 @@ static double forward_flops(const Layer *L, int n) {
 }
 
 int main(int argc, char **argv) {
-  int n = argc > 1 ? atoi(argv[1]) : 32, repeats = argc > 2 ? atoi(argv[2]) : 2;
-  const char *filter = argc > 3 ? argv[3] : NULL;
+  int n = argc > 1 ? atoi(argv[1]) : 32, repeats = argc > 2 ? atoi(argv[2]) : 3;
+  const char *filter = argc > 3 && strcmp(argv[3], "all") ? argv[3] : NULL;
+  int cpu_clock = argc > 4 && !strcmp(argv[4], "cpu");
   if (n < 1 || repeats < 1) unet_fatal("usage: bench-layers [batch>=1] [repeats>=1] [name filter]");
   const char *threads = getenv("OPENBLAS_NUM_THREADS");
-  printf("batch %d, %d repeat(s), OPENBLAS_NUM_THREADS=%s\n", n, repeats, threads ? threads : "(unset)");
+  printf("batch %d, %d repeat(s), OPENBLAS_NUM_THREADS=%s, %s clock\n", n, repeats, threads ? threads : "(unset)",
+         cpu_clock ? "process CPU" : "wall");
   printf("%-18s %-16s %9s %9s %8s %8s\n", "layer", "input", "fwd ms", "bwd ms", "fwd GF/s", "bwd GF/s");
   double kind_ms[KINDS][2] = {{0}}, kind_flops[KINDS][2] = {{0}};
   double total_ms = 0, total_flops = 0;
@@ -250,13 +263,14 @@ int main(int argc, char **argv) {
     B.ws = buffer(B.ws_floats);
     for (long i = 0; i < (long)out_count; i++) B.argmax[i] = 0;
 
-    double ms[2] = {0, 0};
-    for (int rep = 0; rep <= repeats; rep++) /* rep 0 warms up (first touch, BLAS threads) */
+    /* Best of the repeats (the machine is shared); rep 0 warms up. */
+    double ms[2] = {1e30, 1e30};
+    for (int rep = 0; rep <= repeats; rep++)
       for (int phase = 0; phase < 2; phase++) {
-        double t0 = unet_now();
+        double t0 = cpu_clock ? cpu_seconds() : unet_now();
         run(L, n, &B, phase);
-        double t = (unet_now() - t0) * 1e3;
-        if (rep > 0) ms[phase] += t / repeats;
+        double t = ((cpu_clock ? cpu_seconds() : unet_now()) - t0) * 1e3;
+        if (rep > 0 && t < ms[phase]) ms[phase] = t;
       }
     double ff = forward_flops(L, n);
     double bf = (L->kind == CONV && L->cin == 3) ? ff : 2 * ff;

@@ -20,29 +20,60 @@
  * batch many images per GEMM, small enough to stay mostly in the L3. */
 #define CONV_COL_BUDGET_FLOATS ((size_t)4 << 20)
 
-static int is_pointwise(ConvDims d) { return d.k == 1 && d.stride == 1; }
+/* Three ways to run a convolution:
+ *  POINTWISE  1x1 stride 1: the NHWC tensors already are the GEMM operands.
+ *  STRIDE1    odd k, stride 1 (symmetric padding (k-1)/2): the input gradient
+ *             is the same-padded conv of dout with the flipped kernel, so
+ *             backward builds one im2col of dout, G [rows, k*k*cout], and
+ *             uses it for both din += G x K' and dkernel <- in^T x G: a deep
+ *             GEMM (inner k*k*cout) instead of dout x kernel^T (inner cout)
+ *             followed by a col2im. When k*k*cout <= cin (the 32->3 head),
+ *             the forward also works on the output side:
+ *             Y = in x K'' [rows, k*k*cout], then out = shifted sum of Y.
+ *  GENERAL    stride 2: im2col of the input; backward scatters dcol.
+ * Workspace: [kernel scratch | nc images' worth of im2col / G / Y]. */
+typedef enum { CONV_POINTWISE, CONV_STRIDE1, CONV_GENERAL } ConvPath;
 
-static size_t col_floats_per_image(ConvDims d, int h, int w) {
+typedef struct {
+  ConvPath path;
+  int small_out;      /* STRIDE1: forward through Y (k*k*cout <= cin) */
+  size_t scratch;     /* kernel-sized scratch floats */
+  size_t per_image;   /* im2col/G/Y floats per image */
+} ConvPlan;
+
+static ConvPlan conv_plan(ConvDims d, int h, int w) {
+  ConvPlan p = {CONV_GENERAL, 0, 0, 0};
+  size_t taps = (size_t)d.k * d.k, kernel = taps * d.cin * d.cout;
   size_t oh = (size_t)same_out_size(h, d.stride), ow = (size_t)same_out_size(w, d.stride);
-  return oh * ow * (size_t)d.k * (size_t)d.k * (size_t)d.cin;
+  if (d.k == 1 && d.stride == 1) {
+    p.path = CONV_POINTWISE;
+  } else if (d.stride == 1 && d.k % 2 == 1) {
+    p.path = CONV_STRIDE1;
+    p.small_out = taps * d.cout <= (size_t)d.cin;
+    p.scratch = 2 * kernel;
+    size_t in_side = oh * ow * taps * d.cin, out_side = (size_t)h * w * taps * d.cout;
+    p.per_image = p.small_out ? out_side : (in_side > out_side ? in_side : out_side);
+  } else {
+    p.per_image = oh * ow * taps * d.cin;
+  }
+  return p;
 }
 
 size_t conv2d_workspace_floats(ConvDims d, int n, int h, int w) {
-  if (is_pointwise(d) || n <= 0) return 0;
-  size_t per_image = col_floats_per_image(d, h, w);
-  size_t images = per_image ? CONV_COL_BUDGET_FLOATS / per_image : 1;
+  ConvPlan p = conv_plan(d, h, w);
+  if (p.path == CONV_POINTWISE || n <= 0) return 0;
+  size_t images = p.per_image ? CONV_COL_BUDGET_FLOATS / p.per_image : 1;
   if (images < 1) images = 1;
   if (images > (size_t)n) images = (size_t)n;
-  return images * per_image;
+  return p.scratch + images * p.per_image;
 }
 
 /* Images per chunk that the caller's workspace allows (at least one). */
-static int chunk_images(ConvDims d, int n, int h, int w, size_t ws_floats, const char *who) {
-  size_t per_image = col_floats_per_image(d, h, w);
-  size_t images = per_image ? ws_floats / per_image : (size_t)n;
+static int chunk_images(ConvPlan p, ConvDims d, int n, int h, int w, size_t ws_floats, const char *who) {
+  size_t images = ws_floats > p.scratch && p.per_image ? (ws_floats - p.scratch) / p.per_image : 0;
   if (images < 1)
     unet_fatal("%s: workspace of %zu floats is too small for a %dx%d conv on %dx%dx%d input (needs %zu)", who,
-               ws_floats, d.k, d.k, h, w, d.cin, per_image);
+               ws_floats, d.k, d.k, h, w, d.cin, p.scratch + p.per_image);
   if (images > (size_t)n) images = (size_t)n;
   return (int)images;
 }
@@ -151,10 +182,65 @@ static void add_column_sums(float *restrict dbias, const float *restrict dout, l
   xfree(total);
 }
 
+/* Kernel (k,k,cin,cout) rearranged for the STRIDE1 path, t = tap, t' = the
+ * flipped tap k*k-1-t:
+ *   by_output [cin, k*k*cout]:     [ci][t*cout + co]  = K[t][ci][co]
+ *   flipped   [k*k*cout, cin]:     [t'*cout + co][ci] = K[t][ci][co]  */
+static void kernel_by_output(float *restrict dst, const float *restrict kernel, ConvDims d) {
+  const int taps = d.k * d.k;
+  for (int t = 0; t < taps; t++)
+    for (int ci = 0; ci < d.cin; ci++)
+      memcpy(dst + (size_t)ci * taps * d.cout + (size_t)t * d.cout, kernel + ((size_t)t * d.cin + ci) * d.cout,
+             (size_t)d.cout * sizeof(float));
+}
+static void kernel_flipped(float *restrict dst, const float *restrict kernel, ConvDims d) {
+  const int taps = d.k * d.k;
+  for (int t = 0; t < taps; t++) {
+    const float *src = kernel + (size_t)t * d.cin * d.cout; /* [ci][co] */
+    float *out = dst + (size_t)(taps - 1 - t) * d.cout * d.cin; /* [co][ci] */
+    for (int ci = 0; ci < d.cin; ci++)
+      for (int co = 0; co < d.cout; co++) out[(size_t)co * d.cin + ci] = src[(size_t)ci * d.cout + co];
+  }
+}
+/* dkernel[t][ci][co] += m[ci][t'*cout + co], m = in^T x G [cin, k*k*cout] */
+static void add_flipped_kernel_grad(float *restrict dkernel, const float *restrict m, ConvDims d) {
+  const int taps = d.k * d.k;
+  for (int t = 0; t < taps; t++)
+    for (int ci = 0; ci < d.cin; ci++) {
+      const float *src = m + (size_t)ci * taps * d.cout + (size_t)(taps - 1 - t) * d.cout;
+      float *dst = dkernel + ((size_t)t * d.cin + ci) * d.cout;
+      for (int co = 0; co < d.cout; co++) dst[co] += src[co];
+    }
+}
+
+/* out [nc,H,W,cout] += sum over taps of y [nc,H,W,k*k*cout] read at the
+ * tap's shifted pixel (STRIDE1 forward through the output side). */
+static void shifted_tap_sum(float *restrict out, const float *restrict y, int nc, int h, int w, ConvDims d) {
+  const int k = d.k, pad = (k - 1) / 2, cout = d.cout;
+  const size_t ystride = (size_t)k * k * cout;
+  for (int img = 0; img < nc; img++) {
+    const float *yimg = y + (size_t)img * h * w * ystride;
+    float *oimg = out + (size_t)img * h * w * cout;
+    for (int oy = 0; oy < h; oy++)
+      for (int ky = 0; ky < k; ky++) {
+        int sy = oy + ky - pad;
+        if (sy < 0 || sy >= h) continue;
+        for (int kx = 0; kx < k; kx++) {
+          int x_lo = pad - kx > 0 ? pad - kx : 0, x_hi = w + pad - kx < w ? w + pad - kx : w;
+          const float *src = yimg + ((size_t)sy * w + (x_lo + kx - pad)) * ystride + (size_t)(ky * k + kx) * cout;
+          float *dst = oimg + ((size_t)oy * w + x_lo) * cout;
+          for (int x = x_lo; x < x_hi; x++, src += ystride, dst += cout)
+            for (int co = 0; co < cout; co++) dst[co] += src[co];
+        }
+      }
+  }
+}
+
 void conv2d_forward(float *out, const float *in, const float *kernel, const float *bias, int n, int h, int w, ConvDims d,
                     int accumulate, float *ws, size_t ws_floats) {
   check_dims(d, n, h, w, "conv2d_forward");
   if (n == 0) return;
+  const ConvPlan p = conv_plan(d, h, w);
   const int oh = same_out_size(h, d.stride), ow = same_out_size(w, d.stride);
   const int kdim = d.k * d.k * d.cin;
   const size_t out_image = (size_t)oh * ow * d.cout, in_image = (size_t)h * w * d.cin;
@@ -162,30 +248,69 @@ void conv2d_forward(float *out, const float *in, const float *kernel, const floa
   if (bias) apply_bias(out, bias, (long)n * oh * ow, d.cout, accumulate);
   const float beta = (bias || accumulate) ? 1.0f : 0.0f;
 
-  if (is_pointwise(d)) {
+  if (p.path == CONV_POINTWISE) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n * h * w, d.cout, d.cin, 1.0f, in, d.cin, kernel, d.cout,
                 beta, out, d.cout);
     return;
   }
-  const int nc = chunk_images(d, n, h, w, ws_floats, "conv2d_forward");
+  const int nc = chunk_images(p, d, n, h, w, ws_floats, "conv2d_forward");
+  float *kscratch = ws, *buf = ws + p.scratch;
+  if (p.small_out) {
+    const int ydim = d.k * d.k * d.cout;
+    if (beta == 0.0f) memset(out, 0, (size_t)n * out_image * sizeof(float));
+    kernel_by_output(kscratch, kernel, d);
+    for (int i0 = 0; i0 < n; i0 += nc) {
+      int cnt = n - i0 < nc ? n - i0 : nc;
+      /* Y [rows, k*k*cout] = in [rows, cin] x by_output [cin, k*k*cout] */
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cnt * h * w, ydim, d.cin, 1.0f, in + (size_t)i0 * in_image,
+                  d.cin, kscratch, ydim, 0.0f, buf, ydim);
+      shifted_tap_sum(out + (size_t)i0 * out_image, buf, cnt, h, w, d);
+    }
+    return;
+  }
   for (int i0 = 0; i0 < n; i0 += nc) {
     int cnt = n - i0 < nc ? n - i0 : nc;
-    im2col(ws, in + (size_t)i0 * in_image, cnt, h, w, d);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cnt * oh * ow, d.cout, kdim, 1.0f, ws, kdim, kernel, d.cout,
-                beta, out + (size_t)i0 * out_image, d.cout);
+    im2col(buf, in + (size_t)i0 * in_image, cnt, h, w, d);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cnt * oh * ow, d.cout, kdim, 1.0f, buf, kdim, kernel,
+                d.cout, beta, out + (size_t)i0 * out_image, d.cout);
   }
+}
+
+/* STRIDE1 backward: G = im2col(dout) per chunk feeds both gradients. */
+static void conv2d_backward_stride1(float *din, float *dkernel, const float *dout, const float *in,
+                                    const float *kernel, int n, int h, int w, ConvDims d, ConvPlan p, int nc,
+                                    float *ws) {
+  const int gdim = d.k * d.k * d.cout;
+  const size_t image = (size_t)h * w;
+  const ConvDims over_dout = {d.k, 1, d.cout, d.cin}; /* im2col of dout: cout channels */
+  float *flipped = ws, *kgrad = ws + p.scratch / 2, *g = ws + p.scratch;
+  if (din) kernel_flipped(flipped, kernel, d);
+  for (int i0 = 0; i0 < n; i0 += nc) {
+    int cnt = n - i0 < nc ? n - i0 : nc, rows = cnt * h * w;
+    im2col(g, dout + (size_t)i0 * image * d.cout, cnt, h, w, over_dout);
+    /* din [rows, cin] += G [rows, k*k*cout] x flipped [k*k*cout, cin] */
+    if (din)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d.cin, gdim, 1.0f, g, gdim, flipped, d.cin, 1.0f,
+                  din + (size_t)i0 * image * d.cin, d.cin);
+    /* kgrad [cin, k*k*cout] (+)= in^T [cin, rows] x G [rows, k*k*cout] */
+    if (dkernel)
+      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d.cin, gdim, rows, 1.0f, in + (size_t)i0 * image * d.cin,
+                  d.cin, g, gdim, i0 ? 1.0f : 0.0f, kgrad, gdim);
+  }
+  if (dkernel) add_flipped_kernel_grad(dkernel, kgrad, d);
 }
 
 void conv2d_backward(float *din, float *dkernel, float *dbias, const float *dout, const float *in, const float *kernel,
                      int n, int h, int w, ConvDims d, float *ws, size_t ws_floats) {
   check_dims(d, n, h, w, "conv2d_backward");
   if (n == 0) return;
+  const ConvPlan p = conv_plan(d, h, w);
   const int oh = same_out_size(h, d.stride), ow = same_out_size(w, d.stride);
   const int kdim = d.k * d.k * d.cin;
   const size_t out_image = (size_t)oh * ow * d.cout, in_image = (size_t)h * w * d.cin;
   if (dbias) add_column_sums(dbias, dout, (long)n * oh * ow, d.cout);
 
-  if (is_pointwise(d)) {
+  if (p.path == CONV_POINTWISE) {
     const int rows = n * h * w;
     /* dkernel [cin, cout] += in^T [cin, rows] x dout [rows, cout] */
     if (dkernel)
@@ -198,7 +323,11 @@ void conv2d_backward(float *din, float *dkernel, float *dbias, const float *dout
     return;
   }
   if (!din && !dkernel) return;
-  const int nc = chunk_images(d, n, h, w, ws_floats, "conv2d_backward");
+  const int nc = chunk_images(p, d, n, h, w, ws_floats, "conv2d_backward");
+  if (p.path == CONV_STRIDE1) {
+    conv2d_backward_stride1(din, dkernel, dout, in, kernel, n, h, w, d, p, nc, ws);
+    return;
+  }
   for (int i0 = 0; i0 < n; i0 += nc) {
     int cnt = n - i0 < nc ? n - i0 : nc, rows = cnt * oh * ow;
     const float *dout_chunk = dout + (size_t)i0 * out_image;

@@ -6,7 +6,8 @@
  * same-padded 3x3 conv from cin to cout channels with the flipped,
  * channel-swapped kernel
  *   Kf[i][j][ci][co] = K[2-i][2-j][co][ci]      (Kf is (3, 3, cin, cout)).
- * Workspace layout: [9*cin*cout floats for Kf or its gradient | conv2d ws].
+ * Workspace layout: [Kf | gradient of Kf | conv2d workspace], 2*9*cin*cout
+ * floats besides the conv2d's.
  */
 #include <string.h>
 
@@ -19,14 +20,14 @@ static ConvDims transpose_dims(int cin, int cout) {
 }
 
 size_t conv_transpose3x3_workspace_floats(int cin, int cout, int n, int h, int w) {
-  return (size_t)9 * cin * cout + conv2d_workspace_floats(transpose_dims(cin, cout), n, h, w);
+  return (size_t)18 * cin * cout + conv2d_workspace_floats(transpose_dims(cin, cout), n, h, w);
 }
 
 static void check_workspace(int cin, int cout, size_t ws_floats, const char *who) {
   if (cin < 1 || cout < 1) unet_fatal("%s: invalid channels cin=%d cout=%d", who, cin, cout);
-  if (ws_floats < (size_t)9 * cin * cout)
-    unet_fatal("%s: workspace of %zu floats cannot hold the %dx%d flipped kernel (%zu floats)", who, ws_floats, cin,
-               cout, (size_t)9 * cin * cout);
+  if (ws_floats < (size_t)18 * cin * cout)
+    unet_fatal("%s: workspace of %zu floats cannot hold the %dx%d flipped kernel and its gradient (%zu floats)", who,
+               ws_floats, cin, cout, (size_t)18 * cin * cout);
 }
 
 /* kf (3,3,cin,cout) = flip of k (3,3,cout,cin) */
@@ -54,9 +55,10 @@ static void unflip_add(float *restrict dk, const float *restrict dkf, int cin, i
 void conv_transpose3x3_forward(float *out, const float *in, const float *kernel, const float *bias, int n, int h, int w,
                                int cin, int cout, float *ws, size_t ws_floats) {
   check_workspace(cin, cout, ws_floats, "conv_transpose3x3_forward");
-  size_t kf_floats = (size_t)9 * cin * cout;
+  const size_t kf_floats = (size_t)9 * cin * cout;
   flip_kernel(ws, kernel, cin, cout);
-  conv2d_forward(out, in, ws, bias, n, h, w, transpose_dims(cin, cout), 0, ws + kf_floats, ws_floats - kf_floats);
+  conv2d_forward(out, in, ws, bias, n, h, w, transpose_dims(cin, cout), 0, ws + 2 * kf_floats,
+                 ws_floats - 2 * kf_floats);
 }
 
 void conv_transpose3x3_backward(float *din, float *dkernel, float *dbias, const float *dout, const float *in,
@@ -64,18 +66,10 @@ void conv_transpose3x3_backward(float *din, float *dkernel, float *dbias, const 
                                 size_t ws_floats) {
   check_workspace(cin, cout, ws_floats, "conv_transpose3x3_backward");
   const size_t kf_floats = (size_t)9 * cin * cout;
-  const ConvDims d = transpose_dims(cin, cout);
-  /* Two passes over the same scratch: the input gradient needs the flipped
-   * kernel (and no im2col); the kernel gradient needs the im2col (and no
-   * kernel), so the total work equals one combined conv2d_backward. */
-  if (din) {
-    flip_kernel(ws, kernel, cin, cout);
-    conv2d_backward(din, NULL, NULL, dout, in, ws, n, h, w, d, ws + kf_floats, ws_floats - kf_floats);
-  }
-  if (dkernel) {
-    memset(ws, 0, kf_floats * sizeof(float));
-    conv2d_backward(NULL, ws, NULL, dout, in, NULL, n, h, w, d, ws + kf_floats, ws_floats - kf_floats);
-    unflip_add(dkernel, ws, cin, cout);
-  }
-  if (dbias) conv2d_backward(NULL, NULL, dbias, dout, in, NULL, n, h, w, d, ws + kf_floats, ws_floats - kf_floats);
+  float *kf = ws, *dkf = ws + kf_floats;
+  flip_kernel(kf, kernel, cin, cout);
+  if (dkernel) memset(dkf, 0, kf_floats * sizeof(float));
+  conv2d_backward(din, dkernel ? dkf : NULL, dbias, dout, in, kf, n, h, w, transpose_dims(cin, cout), ws + 2 * kf_floats,
+                  ws_floats - 2 * kf_floats);
+  if (dkernel) unflip_add(dkernel, dkf, cin, cout);
 }

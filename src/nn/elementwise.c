@@ -6,7 +6,10 @@ void relu_forward(float *out, const float *in, long count) {
 }
 
 void relu_backward(float *restrict din, const float *restrict dout, const float *restrict out, long count) {
-  for (long i = 0; i < count; i++) din[i] += out[i] > 0.0f ? dout[i] : 0.0f;
+  for (long i = 0; i < count; i++) {
+    float g = dout[i]; /* loaded unconditionally, so the select vectorizes */
+    din[i] += out[i] > 0.0f ? g : 0.0f;
+  }
 }
 
 void add_forward(float *out, const float *a, const float *b, long count) {

@@ -37,10 +37,11 @@ void maxpool3s2_forward(float *out, int32_t *argmax, const float *in, int n, int
             int32_t idx = (int32_t)(y * w + x);
             if (idx == first) continue;
             const float *restrict v = image + (size_t)idx * c;
-            for (int ch = 0; ch < c; ch++) {
-              int win = v[ch] > best[ch];
-              best[ch] = win ? v[ch] : best[ch];
-              arg[ch] = win ? idx : arg[ch];
+            for (int ch = 0; ch < c; ch++) { /* branch-free bit masks, so it vectorizes */
+              float value = v[ch], old = best[ch];
+              int32_t win = -(int32_t)(value > old);
+              best[ch] = value > old ? value : old;
+              arg[ch] = (idx & win) | (arg[ch] & ~win);
             }
           }
       }
