@@ -349,9 +349,10 @@ int main(void) {
   test_conv2d(3, 5, 7, 1, 2, 3, 2, 7, 1);
   test_conv2d(2, 1, 1, 3, 1, 2, 3, 8, 1);
   test_conv2d(2, 2, 3, 3, 2, 2, 2, 9, 1);
-  /* k*k*cout <= cin: forward through per-tap outputs (the 32->3 head). */
+  /* cout <= cin/2: forward through per-tap outputs (head, halving convs). */
   test_conv2d(3, 5, 7, 3, 1, 20, 2, 13, 1);
   test_conv2d(2, 6, 4, 3, 1, 32, 3, 14, 1);
+  test_conv2d(3, 4, 5, 3, 1, 6, 3, 16, 1);
   /* Even kernel, stride 1: asymmetric padding, general path. */
   test_conv2d(2, 5, 6, 2, 1, 3, 2, 15, 1);
   /* Larger forward-only shapes: wide channels, many chunks. */
