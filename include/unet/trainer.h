@@ -25,6 +25,7 @@ typedef struct {
   int threads;    /* 0: automatic */
   int val_images; /* prediction PNGs per epoch */
   int quiet;
+  int evaluate_only; /* validate the starting weights, print the metrics, write nothing */
 } TrainConfig;
 
 void train_config_defaults(TrainConfig *c);

@@ -141,43 +141,57 @@ typedef struct {
   double iou[256];
 } ValResult;
 
+/* Validation images go through the network in chunks of VAL_CHUNK, chunk j
+ * on rank j % P: every chunk is computed exactly the same way whatever the
+ * rank count (GEMM results can depend on the matrix height), so the metrics
+ * are identical for any P. */
+#define VAL_CHUNK 4
+
 static void validate(Run *r, ValResult *out) {
   UNet *m = &r->model;
   int C = m->num_classes;
-  long V = r->val.total, first, count;
+  long V = r->val.total, chunks = (V + VAL_CHUNK - 1) / VAL_CHUNK;
   long pixels = (long)m->height * m->width;
-  rank_slice(V, r->size, r->rank, &first, &count);
-  double *losses = xmalloc((count + 1) * sizeof(double), "validation losses");
+  double *losses = xmalloc((V + 1) * sizeof(double), "validation losses");
   int64_t *confusion = xcalloc((size_t)C * C, sizeof(int64_t), "confusion matrix");
-  long *index = xmalloc(r->local_batch * sizeof(long), "batch index");
+  long index[VAL_CHUNK];
+  long mine = 0;
   char err[1024];
-  for (long done = 0; done < count;) {
-    int n = (int)(count - done < r->local_batch ? count - done : r->local_batch);
-    for (int i = 0; i < n; i++) index[i] = first + done + i;
+  for (long j = r->rank; j < chunks; j += r->size) {
+    long first = j * VAL_CHUNK;
+    int n = (int)(V - first < VAL_CHUNK ? V - first : VAL_CHUNK);
+    for (int i = 0; i < n; i++) index[i] = first + i;
     if (shardset_read_batch(&r->val, index, n, r->x, r->labels, r->image_u8, err, sizeof err) != 0)
       unet_fatal("validation data: %s", err);
     unet_predict(m, r->x, n, r->probs);
-    per_image_xent(losses + done, unet_last_logits(m), r->labels, n, pixels, C);
+    per_image_xent(losses + mine, unet_last_logits(m), r->labels, n, pixels, C);
     confusion_add(confusion, r->probs, r->labels, n * pixels, C);
-    done += n;
+    mine += n;
   }
-  /* per-image losses gathered in sample order and summed on rank 0: the same
-   * sum whatever the rank count; the confusion counts are integers. */
-  double *all = r->rank == 0 ? xmalloc((V + 1) * sizeof(double), "validation losses") : NULL;
-  comm_gather_doubles(losses, (int)count, all, 0);
+  /* per-image losses gathered on rank 0, put back in sample order and summed
+   * there: the same sum whatever the rank count; confusion counts are integers */
+  double *gathered = r->rank == 0 ? xmalloc((V + 1) * sizeof(double), "validation losses") : NULL;
+  comm_gather_doubles(losses, (int)mine, gathered, 0);
   comm_allreduce_sum_i64(confusion, C * C);
   if (r->rank == 0) {
+    long pos = 0;
+    for (int q = 0; q < r->size; q++)
+      for (long j = q; j < chunks; j += r->size) {
+        long first = j * VAL_CHUNK;
+        long n = V - first < VAL_CHUNK ? V - first : VAL_CHUNK;
+        memcpy(losses + first, gathered + pos, n * sizeof(double));
+        pos += n;
+      }
     double sum = 0;
-    for (long i = 0; i < V; i++) sum += all[i];
+    for (long i = 0; i < V; i++) sum += losses[i];
     out->loss = sum / ((double)V * pixels);
     out->accuracy = confusion_accuracy(confusion, C);
     out->mean_iou = confusion_mean_iou(confusion, C);
     for (int k = 0; k < C; k++) out->iou[k] = confusion_iou(confusion, C, k);
   }
-  xfree(all);
+  xfree(gathered);
   xfree(losses);
   xfree(confusion);
-  xfree(index);
 }
 
 static void write_prediction_pngs(Run *r) {
@@ -185,7 +199,6 @@ static void write_prediction_pngs(Run *r) {
   int H = m->height, W = m->width, C = m->num_classes;
   int k = r->cfg->val_images;
   if (k > r->val.total) k = (int)r->val.total;
-  if (k > r->local_batch) k = r->local_batch;
   if (k <= 0) return;
   if (unet_mkdir_p(r->dir_pred) != 0) {
     unet_warn("cannot create %s: %s", r->dir_pred, strerror(errno));
@@ -314,13 +327,16 @@ static void setup(Run *r, const TrainConfig *c) {
   if (unet_create(&r->model, r->train.height, r->train.width, r->train.num_classes, err, sizeof err) != 0)
     unet_fatal("%s: %s", c->data_dir, err);
   UNet *m = &r->model;
-  unet_plan(m, r->local_batch);
+  /* buffers hold a training batch or a validation chunk, whichever is larger */
+  int buffer_batch = r->local_batch > VAL_CHUNK ? r->local_batch : VAL_CHUNK;
+  if (r->cfg->val_images > buffer_batch) buffer_batch = r->cfg->val_images;
+  unet_plan(m, buffer_batch);
   adam_init(&r->opt, m->num_params, c->lr);
   size_t pix = (size_t)m->height * m->width;
-  r->x = xmalloc((size_t)r->local_batch * pix * 3 * sizeof(float), "input batch");
-  r->labels = xmalloc((size_t)r->local_batch * pix, "label batch");
+  r->x = xmalloc((size_t)buffer_batch * pix * 3 * sizeof(float), "input batch");
+  r->labels = xmalloc((size_t)buffer_batch * pix, "label batch");
   r->image_u8 = xmalloc(pix * 3, "image buffer");
-  r->probs = xmalloc((size_t)r->local_batch * pix * m->num_classes * sizeof(float), "probabilities");
+  r->probs = xmalloc((size_t)buffer_batch * pix * m->num_classes * sizeof(float), "probabilities");
 
   unet_path_join(r->path_last, sizeof r->path_last, c->out_dir, "last.ckpt.h5");
   unet_path_join(r->path_best, sizeof r->path_best, c->out_dir, "best.weights.h5");
@@ -334,7 +350,7 @@ static void setup(Run *r, const TrainConfig *c) {
   r->ts.global_batch = c->global_batch;
   r->ts.lr = (float)c->lr;
   if (r->rank == 0) {
-    if (!c->dump_gradients && unet_mkdir_p(c->out_dir) != 0)
+    if (!c->dump_gradients && !c->evaluate_only && unet_mkdir_p(c->out_dir) != 0)
       unet_fatal("%s: cannot create run directory: %s", c->out_dir, strerror(errno));
     if (c->resume) {
       if (checkpoint_load(m, &r->opt, &r->ts, r->path_last, err, sizeof err) != 0)
@@ -390,6 +406,18 @@ int train_run(const TrainConfig *c) {
   double run_start = unet_now();
 
   install_signal_handlers();
+  if (c->evaluate_only) {
+    ValResult v;
+    memset(&v, 0, sizeof v);
+    if (r->val.total == 0) unet_fatal("%s: --evaluate needs a validation file (val.h5)", c->data_dir);
+    validate(r, &v);
+    if (is_root) {
+      printf("val_loss %.9f  accuracy %.9f  mean_iou %.9f  IoU", v.loss, v.accuracy, v.mean_iou);
+      for (int k = 0; k < m->num_classes; k++) printf(" %.9f", v.iou[k]);
+      printf("\n");
+    }
+    goto done;
+  }
   if (is_root && !c->dump_gradients) csv_prepare(r);
 
   while (r->ts.epoch < c->epochs) {

@@ -27,6 +27,7 @@ static void usage(FILE *f) {
           "  --threads N           OpenBLAS threads per rank (default: cores per rank)\n"
           "  --val-images N        validation images drawn as prediction PNGs (default 4)\n"
           "  --dump-gradients FILE write the first step's averaged gradient (Keras layout) and exit\n"
+          "  --evaluate            only validate the starting weights (--init-weights or --resume) and print\n"
           "  --quiet               only errors\n"
           "exit codes: 0 done, 1 error, 2 usage, 3 stopped by SIGTERM/SIGUSR1 with last.ckpt.h5 written\n"
           "            (resume with --resume), 4 loss became NaN/inf\n");
@@ -75,9 +76,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--no-sync-bn")) c.sync_bn = 0;
     else if (!strcmp(a, "--no-overlap")) c.overlap = 0;
     else if (!strcmp(a, "--quiet")) c.quiet = 1;
+    else if (!strcmp(a, "--evaluate")) c.evaluate_only = 1;
     else { unet_error("unknown or incomplete option '%s' (see --help)", a); bad = 1; }
   }
-  if (!bad && (!c.data_dir || (!c.out_dir && !c.dump_gradients))) {
+  if (!bad && (!c.data_dir || (!c.out_dir && !c.dump_gradients && !c.evaluate_only))) {
     unet_error("--data and --out are required (see --help)");
     bad = 1;
   }
@@ -85,7 +87,7 @@ int main(int argc, char **argv) {
     unet_error("--resume and --init-weights exclude each other");
     bad = 1;
   }
-  if (!c.out_dir) c.out_dir = "."; /* --dump-gradients alone writes nothing else */
+  if (!c.out_dir) c.out_dir = "."; /* --dump-gradients / --evaluate write nothing else */
   if (bad) {
     comm_finalize();
     return 2;
