@@ -12,6 +12,7 @@
 #include "unet/trainer.h"
 
 #include <errno.h>
+#include <glob.h>
 #include <math.h>
 #include <sched.h>
 #include <signal.h>
@@ -279,6 +280,21 @@ static void csv_append(Run *r, double train_loss, const ValResult *v, int have_v
   if (fclose(f) != 0) unet_fatal("%s: write failed: %s", r->path_csv, strerror(errno));
 }
 
+/* A run killed during a write (kill -9, node failure) leaves its temporary
+ * behind; the committed files are intact. Remove such leftovers. */
+static void remove_stale_temporaries(const char *out_dir) {
+  const char *names[] = {"last.ckpt.h5", "best.weights.h5", "metrics.csv"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char pattern[4200];
+    snprintf(pattern, sizeof pattern, "%s/%s.tmp.*", out_dir, names[i]);
+    glob_t g;
+    if (glob(pattern, 0, NULL, &g) == 0) {
+      for (size_t k = 0; k < g.gl_pathc; k++) remove(g.gl_pathv[k]);
+      globfree(&g);
+    }
+  }
+}
+
 /* ---- setup ------------------------------------------------------------------ */
 static void setup(Run *r, const TrainConfig *c) {
   char err[1024];
@@ -352,6 +368,7 @@ static void setup(Run *r, const TrainConfig *c) {
   if (r->rank == 0) {
     if (!c->dump_gradients && !c->evaluate_only && unet_mkdir_p(c->out_dir) != 0)
       unet_fatal("%s: cannot create run directory: %s", c->out_dir, strerror(errno));
+    if (!c->dump_gradients && !c->evaluate_only) remove_stale_temporaries(c->out_dir);
     if (c->resume) {
       if (checkpoint_load(m, &r->opt, &r->ts, r->path_last, err, sizeof err) != 0)
         unet_fatal("--resume: %s", err);
@@ -516,6 +533,9 @@ int train_run(const TrainConfig *c) {
     comm_bcast(&r->ts.best_val_loss, sizeof r->ts.best_val_loss, 0);
     if (comm_allreduce_max_int(g_stop_signal ? 1 : 0)) {
       /* signal arrived during validation: the epoch checkpoint is written */
+      if (is_root)
+        unet_info("stop signal after step %lld (end of epoch %lld): %s is current", (long long)r->ts.step,
+                  (long long)r->ts.epoch, r->path_last);
       exit_code = UNET_EXIT_REQUEUE;
       goto done;
     }
