@@ -45,12 +45,14 @@ rc=0; wait $pid || rc=$?
 
 # kill -9 at random moments while checkpoints are written every ~0.3 s
 make_data tiny 24 32 4 1
+# a first checkpoint, so every kill below interrupts a run that resumes from one
+"$BUILD/unet-train" --data tiny --batch 4 --threads 1 --quiet --out k9 --epochs 1
 hits=0
 for i in $(seq 12); do
   resume=(); [ -f k9/last.ckpt.h5 ] && resume=(--resume)
   "$BUILD/unet-train" --data tiny --batch 4 --threads 1 --quiet --out k9 --epochs 1000 "${resume[@]}" > /dev/null 2>&1 &
   pid=$!
-  sleep "0.$((RANDOM % 9 + 3))"
+  sleep "$((RANDOM % 2)).$((RANDOM % 10))"
   kill -9 $pid 2>/dev/null || true
   wait $pid 2>/dev/null || true
   ls k9/*.tmp.* >/dev/null 2>&1 && hits=$((hits + 1))
