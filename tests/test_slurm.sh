@@ -142,8 +142,10 @@ state="$(job_field "$jid" JobState)"
 restarts="$(job_field "$jid" Restarts)"
 [ "${restarts:-0}" -ge 1 ] || fail "job2 $jid was not requeued (Restarts=$restarts)"
 log="$WORK/job2.out"
-grep -q "stop signal after step" "$log" || fail "unet-train did not report stopping on the signal"
-grep -q "Exited with exit code 3" "$log" || fail "srun did not report exit code 3 from the ranks"
+# (unet-train logs "stop signal after step N" when the signal lands during training; one
+# that lands during validation/checkpointing ends the epoch silently, so only the exit
+# code is certain)
+grep -q "tasks 0-1: Exited with exit code 3" "$log" || fail "the ranks did not both exit with code 3 (stopped by the signal)"
 grep -q "requeueing (restart 1)" "$log" || fail "train.sbatch did not requeue on exit code 3"
 grep -q "start 2: resuming from $WORK/job2/last.ckpt.h5" "$log" || fail "the restart did not resume from last.ckpt.h5"
 ! grep -q "batch shell got" "$log" || fail "the batch shell was signalled: expected the signal on the steps only"
