@@ -2,13 +2,15 @@
 # End-to-end test of the SLURM job scripts on a single-node cluster on this machine.
 #   tests/test_slurm.sh BUILD_DIR SOURCE_DIR
 # 1. jobs/slurm-local.sh start (skip, exit 77, when not root / no slurm-wlm / daemons fail)
-# 2. small synthetic data: unet-synth (48 pairs, 64x64) -> unet-preprocess (32x32, 8 val, 2 shards)
+# 2. small synthetic data: unet-synth (48 pairs, 64x64) -> jobs/preprocess.sbatch
+#    (unet-preprocess to 32x32, 8 val, 2 shards) -> COMPLETED, train-*.h5 + val.h5
 # 3. job 1: train.sbatch, 2 tasks x 1 cpu, 2 epochs, batch 8 -> COMPLETED, exit 0,
 #    metrics.csv has epochs 1,2, best.weights.h5 + last.ckpt.h5, no temporary files
 # 4. job 2: long run; `scancel --signal=USR1` while it trains (the signal goes to the job
 #    steps, as --signal=USR1@120 does) -> the ranks checkpoint and exit 3, the script
 #    requeues, the restart resumes from last.ckpt.h5 and finishes all epochs:
 #    Restarts>=1, a "resuming" line, metrics.csv epochs 1..N without gaps or repeats.
+# 5. jobs/scaling.sbatch on 2 tasks: a table with rows for 1 and 2 ranks, speedup 1 at 1.
 # The cluster is stopped at the end if this test started it.
 set -uo pipefail
 
@@ -96,10 +98,17 @@ check_run() {
 # ---- data ------------------------------------------------------------------------------
 "$BUILD/unet-synth" --out "$WORK/raw" --count 48 --size 64 --seed 7 --threads 2 >"$WORK/synth.log" 2>&1 ||
   { cat "$WORK/synth.log"; fail "unet-synth failed"; }
-"$BUILD/unet-preprocess" --images "$WORK/raw/images" --masks "$WORK/raw/annotations/trimaps" --out "$WORK/data" \
-  --size 32 --val 8 --shards 2 --threads 2 >"$WORK/preprocess.log" 2>&1 ||
-  { cat "$WORK/preprocess.log"; fail "unet-preprocess failed"; }
-note "data ready: 40 train + 8 val at 32x32 in $WORK/data"
+jid="$(sbatch --parsable --job-name=unet-test-preprocess --cpus-per-task=2 --output="$WORK/job0.out" \
+  --export="ALL,UNET_BIN=$BUILD,IMAGES=$WORK/raw/images,MASKS=$WORK/raw/annotations/trimaps,OUT=$WORK/data,SIZE=32,VAL=8,SHARDS=2" \
+  "$SRC/jobs/preprocess.sbatch")" || fail "sbatch jobs/preprocess.sbatch failed"
+jobs_submitted+=("$jid")
+wait_job "$jid" 120
+[ "$(job_field "$jid" JobState)" = COMPLETED ] || fail "preprocess job $jid ended $(job_field "$jid" JobState)"
+grep -q "2 thread(s)" "$WORK/job0.out" || fail "preprocess job did not use its 2 cpus"
+for f in train-00000-of-00002.h5 train-00001-of-00002.h5 val.h5; do
+  [ -s "$WORK/data/$f" ] || fail "preprocess job wrote no $WORK/data/$f"
+done
+note "data ready (preprocess.sbatch, job $jid): 40 train + 8 val at 32x32 in $WORK/data"
 
 submit() { # submit NAME EPOCHS: prints the job id
   sbatch --parsable --job-name="unet-test-$1" --ntasks=2 --ntasks-per-node=2 --cpus-per-task=1 --time=10 \
@@ -153,4 +162,20 @@ check_run "$WORK/job2" "$EPOCHS2"
 [ "$(tail -n 1 "$WORK/job2/metrics.csv" | cut -d, -f2)" = $((EPOCHS2 * 5)) ] ||
   fail "job2 ran $(tail -n 1 "$WORK/job2/metrics.csv" | cut -d, -f2) optimizer steps, expected $((EPOCHS2 * 5))"
 note "job2 ok: stopped by USR1, requeued (Restarts=$restarts), resumed, $EPOCHS2 epochs / $((EPOCHS2 * 5)) steps in metrics.csv"
+# ---- job 3: scaling table ----------------------------------------------------------------
+jid="$(sbatch --parsable --job-name=unet-test-scaling --ntasks=2 --cpus-per-task=1 --output="$WORK/job3.out" \
+  --export="ALL,UNET_BIN=$BUILD,DATA=$WORK/data,OUT=$WORK/scaling,STEPS=2,REPEATS=1,BATCH_PER_RANK=4" \
+  "$SRC/jobs/scaling.sbatch")" || fail "sbatch jobs/scaling.sbatch failed"
+jobs_submitted+=("$jid")
+wait_job "$jid" 180
+[ "$(job_field "$jid" JobState)" = COMPLETED ] || fail "scaling job $jid ended $(job_field "$jid" JobState)"
+table="$WORK/scaling/scaling.txt"
+[ -s "$table" ] || fail "scaling job wrote no $table"
+# rows "ranks global_batch images/s speedup efficiency": 1 rank at batch 4 is the
+# reference (speedup 1.00), 2 ranks at batch 8 (weak scaling) with positive numbers
+rows="$(grep -v '^#' "$table" | awk 'NR > 1 { printf "%s:%s ", $1, $2 }')"
+[ "$rows" = "1:4 2:8 " ] || fail "scaling table rows (ranks:batch) are '$rows', expected '1:4 2:8 '"
+awk '!/^#/ && $1 == 1 { exit !($3 > 0 && $4 == "1.00" && $5 == "1.00") }' "$table" || fail "bad 1-rank row in $table"
+awk '!/^#/ && $1 == 2 { exit !($3 > 0 && $4 > 0 && $5 > 0) }' "$table" || fail "bad 2-rank row in $table"
+note "scaling ok: $(awk '!/^#/ && $1 == 2 { print "2 ranks " $3 " img/s, efficiency " $5 }' "$table")"
 echo "PASS: test_slurm ($((SECONDS - T0)) s)"
