@@ -1,3 +1,3 @@
 # Benchmarks: built with the tests, run by hand (see README "Speed and memory").
 add_executable(bench-train tests/bench/bench_train.c)
-target_link_libraries(bench-train PRIVATE unet_nn)
+target_link_libraries(bench-train PRIVATE unet_nn unet_dist)

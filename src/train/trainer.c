@@ -378,6 +378,9 @@ static void setup(Run *r, const TrainConfig *c) {
         unet_warn("resuming a run written by %d rank(s) with %d: the data order differs from an uninterrupted run",
                   r->ts.world_size, r->size);
       r->opt.lr = c->lr;
+      if (!c->quiet)
+        unet_info("resuming from %s: epoch %lld, step %lld (%lld into the epoch), best val_loss %g", r->path_last,
+                  (long long)r->ts.epoch, (long long)r->ts.step, (long long)r->ts.step_in_epoch, r->ts.best_val_loss);
     } else if (c->init_weights) {
       if (weights_load_keras(m, c->init_weights, err, sizeof err) != 0) unet_fatal("--init-weights: %s", err);
     } else {
