@@ -48,8 +48,9 @@ void conv2d_backward(float *din, float *dkernel, float *dbias, const float *dout
 /* ---- Conv2DTranspose(3x3, stride 1, same) -------------------------------- */
 /* Keras kernel layout (3, 3, cout, cin): the transpose of a same-padded conv
  * whose kernel is this one read as (kh, kw, out, in). Implemented as a conv2d
- * with the spatially flipped, channel-swapped kernel, so it needs 9*cin*cout
- * extra scratch floats besides the conv2d workspace. */
+ * with the spatially flipped, channel-swapped kernel, so it needs 18*cin*cout
+ * extra scratch floats (that kernel and its gradient) besides the conv2d
+ * workspace; conv_transpose3x3_workspace_floats counts both. */
 size_t conv_transpose3x3_workspace_floats(int cin, int cout, int n, int h, int w);
 void conv_transpose3x3_forward(float *out, const float *in, const float *kernel, const float *bias, int n, int h, int w,
                                int cin, int cout, float *ws, size_t ws_floats);

@@ -31,8 +31,10 @@ double unet_now(void); /* monotonic seconds */
 long unet_peak_rss_kb(void); /* peak resident set size of this process */
 
 /* Write-then-rename: build "path.tmp.<pid>" in the same directory, let the
- * caller write it, then fsync and rename over path. On any failure the
- * temporary is removed and the old file (if any) stays untouched. */
+ * caller write it, then fsync and rename over path, so the old file (if any)
+ * stays untouched until the new one is complete. unet_commit_file does not
+ * remove the temporary on failure: the caller does (it knows whether it is
+ * still open). */
 void unet_tmp_path(char *out, size_t out_len, const char *path);
 int unet_commit_file(const char *tmp_path, const char *final_path); /* fsync+rename+dir fsync; 0 ok */
 
