@@ -146,9 +146,25 @@ ShardWriter *shard_writer_open(const char *path, const ShardInfo *info, long cap
   return w;
 }
 
+/* Reads or writes sample `index` of a [N, ...] uint8 dataset through a
+ * hyperslab of one sample (sample_dims: the dimensions after N). */
+static int sample_io(hid_t ds, int rank, const hsize_t *sample_dims, long index, uint8_t *data, int write) {
+  hsize_t start[4] = {(hsize_t)index, 0, 0, 0}, count[4] = {1, 0, 0, 0};
+  for (int d = 1; d < rank; d++) count[d] = sample_dims[d - 1];
+  hid_t fspace = H5Dget_space(ds);
+  hid_t mspace = H5Screate_simple(rank, count, NULL);
+  herr_t st = H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL);
+  if (st >= 0)
+    st = write ? H5Dwrite(ds, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, data)
+               : H5Dread(ds, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, data);
+  H5Sclose(mspace);
+  H5Sclose(fspace);
+  return st < 0 ? -1 : 0;
+}
+
 static int write_sample(hid_t ds, int rank, const hsize_t *sample_dims, long index, const uint8_t *data,
                         int direct) {
-  hsize_t start[4] = {(hsize_t)index, 0, 0, 0}, count[4] = {1, 0, 0, 0};
+  hsize_t start[4] = {(hsize_t)index, 0, 0, 0};
   if (direct) {
     /* one sample == one whole unfiltered chunk: hand the bytes straight to
      * the file, skipping selection, conversion and the chunk cache */
@@ -156,14 +172,7 @@ static int write_sample(hid_t ds, int rank, const hsize_t *sample_dims, long ind
     for (int d = 1; d < rank; d++) bytes *= (size_t)sample_dims[d - 1];
     return H5Dwrite_chunk(ds, H5P_DEFAULT, 0, start, bytes, data) < 0 ? -1 : 0;
   }
-  for (int d = 1; d < rank; d++) count[d] = sample_dims[d - 1];
-  hid_t fspace = H5Dget_space(ds);
-  hid_t mspace = H5Screate_simple(rank, count, NULL);
-  herr_t st = H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL);
-  if (st >= 0) st = H5Dwrite(ds, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, data);
-  H5Sclose(mspace);
-  H5Sclose(fspace);
-  return st < 0 ? -1 : 0;
+  return sample_io(ds, rank, sample_dims, index, (uint8_t *)data, 1);
 }
 
 int shard_writer_append(ShardWriter *w, const uint8_t *image_hw3, const uint8_t *mask_hw, const char *name, char *err,
@@ -519,15 +528,7 @@ const ShardInfo *shard_reader_info(const ShardReader *r) { return &r->info; }
 long shard_reader_count(const ShardReader *r) { return r->count; }
 
 static int read_sample(hid_t ds, int rank, const hsize_t *sample_dims, long index, uint8_t *data) {
-  hsize_t start[4] = {(hsize_t)index, 0, 0, 0}, count[4] = {1, 0, 0, 0};
-  for (int d = 1; d < rank; d++) count[d] = sample_dims[d - 1];
-  hid_t fspace = H5Dget_space(ds);
-  hid_t mspace = H5Screate_simple(rank, count, NULL);
-  herr_t st = H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL);
-  if (st >= 0) st = H5Dread(ds, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, data);
-  H5Sclose(mspace);
-  H5Sclose(fspace);
-  return st < 0 ? -1 : 0;
+  return sample_io(ds, rank, sample_dims, index, data, 0);
 }
 
 int shard_reader_read(ShardReader *r, long i, uint8_t *image, uint8_t *mask, char *name, size_t name_len, char *err,

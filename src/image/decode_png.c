@@ -25,18 +25,17 @@
 typedef struct {
   const uint8_t *data;
   size_t left;
-  char message[200];
+  char message[PNG_MESSAGE_LEN];
   uint8_t *pixels;
   png_bytep *rows;
 } PngDecodeState;
 
-static void png_error_to_caller(png_structp png, png_const_charp msg) {
-  PngDecodeState *st = png_get_error_ptr(png);
-  snprintf(st->message, sizeof st->message, "%s", msg);
+void png_error_to_message(png_structp png, png_const_charp msg) {
+  snprintf((char *)png_get_error_ptr(png), PNG_MESSAGE_LEN, "%s", msg);
   png_longjmp(png, 1);
 }
 
-static void png_warning_ignored(png_structp png, png_const_charp msg) {
+void png_warning_ignored(png_structp png, png_const_charp msg) {
   (void)png;
   (void)msg;
 }
@@ -58,7 +57,7 @@ int png_decode_channels(const uint8_t *data, size_t len, int channels, Image *ou
   }
   st->data = data;
   st->left = len;
-  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, st, png_error_to_caller, png_warning_ignored);
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, st->message, png_error_to_message, png_warning_ignored);
   png_infop info = png ? png_create_info_struct(png) : NULL;
   if (!png || !info) {
     snprintf(err, err_len, "out of memory creating the PNG decoder");

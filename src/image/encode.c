@@ -13,6 +13,7 @@
 
 #include <jpeglib.h>
 
+#include "image_internal.h"
 #include "unet/image.h"
 #include "unet/util.h"
 
@@ -45,27 +46,13 @@ static FILE *open_tmp(const char *path, char *tmp, size_t tmp_len, char *err, si
 
 /* ---- PNG ----------------------------------------------------------------- */
 
-typedef struct {
-  char message[200];
-} PngWriteErrors;
-
-static void png_write_error_to_caller(png_structp png, png_const_charp msg) {
-  PngWriteErrors *e = png_get_error_ptr(png);
-  snprintf(e->message, sizeof e->message, "%s", msg);
-  png_longjmp(png, 1);
-}
-
-static void png_write_warning_ignored(png_structp png, png_const_charp msg) {
-  (void)png;
-  (void)msg;
-}
 
 /* Encodes pixels [height, width, channels] into the open file f; 0 ok. */
 static int png_encode_to_file(FILE *f, const uint8_t *pixels, int width, int height, int channels, char *err,
                               size_t err_len) {
-  PngWriteErrors errors = {{0}};
+  char png_message[PNG_MESSAGE_LEN] = "";
   png_structp png =
-      png_create_write_struct(PNG_LIBPNG_VER_STRING, &errors, png_write_error_to_caller, png_write_warning_ignored);
+      png_create_write_struct(PNG_LIBPNG_VER_STRING, png_message, png_error_to_message, png_warning_ignored);
   png_infop info = png ? png_create_info_struct(png) : NULL;
   if (!png || !info) {
     snprintf(err, err_len, "out of memory creating the PNG encoder");
@@ -73,7 +60,7 @@ static int png_encode_to_file(FILE *f, const uint8_t *pixels, int width, int hei
     return -1;
   }
   if (setjmp(png_jmpbuf(png))) {
-    snprintf(err, err_len, "PNG encoding failed (libpng: %s)", errors.message);
+    snprintf(err, err_len, "PNG encoding failed (libpng: %s)", png_message);
     png_destroy_write_struct(&png, &info);
     return -1;
   }

@@ -14,4 +14,13 @@ int png_decode_channels(const uint8_t *data, size_t len, int channels, Image *ou
  * guards against hostile headers asking for gigabytes. */
 #define IMAGE_MAX_DECODED_BYTES ((size_t)1 << 29)
 
+/* libpng handlers shared by the PNG decoder and encoder: the error pointer
+ * given to png_create_*_struct is a char[PNG_MESSAGE_LEN] that receives
+ * libpng's message before the longjmp back to the caller; warnings are
+ * dropped, as TensorFlow drops them. */
+#define PNG_MESSAGE_LEN 200
+struct png_struct_def;
+void png_error_to_message(struct png_struct_def *png, const char *msg);
+void png_warning_ignored(struct png_struct_def *png, const char *msg);
+
 #endif
