@@ -16,6 +16,16 @@ head -1 run/metrics.csv | grep -q "epoch,step,train_loss,val_loss,val_accuracy,i
 [ "$(ls run/predictions/*.png | wc -l)" -eq 4 ] && pass "4 prediction PNGs" || fail "prediction PNGs: $(ls run/predictions)"
 ls run | grep -q tmp && fail "temporary files left: $(ls run)" || pass "no temporary files left"
 
+# --bn-recalibrate: validation with recomputed BN statistics, training untouched
+"$BUILD/unet-train" --data data --out runr --epochs 4 --batch 8 --lr 1e-3 --threads 1 --quiet --bn-recalibrate 3
+out=$("$BUILD/compare-h5" runr/last.ckpt.h5 run/last.ckpt.h5 --exact) && pass "--bn-recalibrate leaves training as Keras: $out" \
+  || fail "--bn-recalibrate changed training: $out"
+if "$BUILD/compare-h5" runr/best.weights.h5 run/best.weights.h5 --exact > /dev/null 2>&1; then
+  fail "--bn-recalibrate: best weights carry the same BN statistics"
+else
+  pass "--bn-recalibrate: val_loss $(csv_col runr/metrics.csv 4 val_loss) (Keras statistics: $(csv_col run/metrics.csv 4 val_loss)), best weights carry the recomputed statistics"
+fi
+
 # --val 0: no validation, no best weights, still a checkpoint
 "$BUILD/unet-train" --data noval --out run0 --epochs 1 --batch 8 --threads 1 --quiet
 [ -f run0/last.ckpt.h5 ] && [ ! -f run0/best.weights.h5 ] && pass "--val 0 keeps only last.ckpt.h5" || fail "--val 0 outputs: $(ls run0)"

@@ -94,6 +94,10 @@ typedef void (*GradReadyFn)(size_t offset, void *ctx);
 double unet_train_step(UNet *m, const float *x, const uint8_t *labels, int n, float loss_scale,
                        BatchNormReducer bn_reduce, GradReadyFn on_ready, void *ready_ctx);
 
+/* Forward in training mode only (no loss, no backward): updates the BN moving
+ * statistics with m->bn_momentum from this batch's statistics. */
+void unet_update_batch_stats(UNet *m, const float *x, int n, BatchNormReducer bn_reduce);
+
 /* Inference with the moving BN statistics: probs [n, H, W, C] softmax. The
  * logits stay readable through unet_last_logits until the next call. */
 void unet_predict(UNet *m, const float *x, int n, float *probs);

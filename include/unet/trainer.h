@@ -25,6 +25,7 @@ typedef struct {
   int threads;    /* 0: automatic */
   int val_images; /* prediction PNGs per epoch */
   int quiet;
+  int bn_recalibrate; /* >0: validate with BN statistics averaged over this many training batches */
   int evaluate_only; /* validate the starting weights, print the metrics, write nothing */
 } TrainConfig;
 

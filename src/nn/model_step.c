@@ -338,6 +338,11 @@ double unet_train_step(UNet *m, const float *x, const uint8_t *labels, int n, fl
   return loss;
 }
 
+void unet_update_batch_stats(UNet *m, const float *x, int n, BatchNormReducer bn_reduce) {
+  load_input(m, x, n);
+  forward(m, n, 1, bn_reduce);
+}
+
 void unet_predict(UNet *m, const float *x, int n, float *probs) {
   BatchNormReducer none = {0};
   load_input(m, x, n);

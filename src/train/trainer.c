@@ -229,6 +229,30 @@ static void write_prediction_pngs(Run *r) {
   xfree(panel);
 }
 
+/* Replaces the BN moving statistics by the average batch statistics of
+ * cfg->bn_recalibrate training batches of this epoch's order (momentum
+ * 1 - 1/k for the k-th batch: a plain mean), synchronized over the ranks like
+ * training. Returns the previous (Keras) statistics for the caller to put back. */
+static float *recalibrate_batchnorm(Run *r, const long *order) {
+  UNet *m = &r->model;
+  float *saved = xmalloc(m->num_state * sizeof(float), "BatchNorm statistics");
+  memcpy(saved, m->state, m->num_state * sizeof(float));
+  long *index = xmalloc(r->local_batch * sizeof(long), "batch index");
+  char err[1024];
+  float momentum = m->bn_momentum;
+  for (int k = 1; k <= r->cfg->bn_recalibrate; k++) {
+    long s = (k - 1) % r->steps_per_epoch;
+    for (int i = 0; i < r->local_batch; i++) index[i] = r->slice_first + order[s * r->local_batch + i];
+    if (shardset_read_batch(&r->train, index, r->local_batch, r->x, r->labels, r->image_u8, err, sizeof err) != 0)
+      unet_fatal("training data: %s", err);
+    m->bn_momentum = 1.0f - 1.0f / (float)k;
+    unet_update_batch_stats(m, r->x, r->local_batch, r->bn);
+  }
+  m->bn_momentum = momentum;
+  xfree(index);
+  return saved;
+}
+
 /* ---- metrics.csv ------------------------------------------------------------- */
 static void csv_header(FILE *f, int C) {
   fprintf(f, "epoch,step,train_loss,val_loss,val_accuracy");
@@ -507,18 +531,29 @@ int train_run(const TrainConfig *c) {
     ValResult v;
     memset(&v, 0, sizeof v);
     int have_val = r->val.total > 0;
+    /* --bn-recalibrate: evaluate (and keep as best weights) with BN statistics
+     * recomputed over training batches; the Keras moving statistics come back
+     * before the checkpoint, so training itself stays the Keras recipe */
+    float *keras_stats = NULL;
+    if (have_val && c->bn_recalibrate > 0) keras_stats = recalibrate_batchnorm(r, order);
     if (have_val) validate(r, &v);
+    int best = 0;
     if (is_root) {
-      int best = 0;
       if (have_val && v.loss < r->ts.best_val_loss) {
         r->ts.best_val_loss = v.loss;
         best = 1;
         if (weights_save_keras(m, r->path_best, err, sizeof err) != 0) unet_fatal("writing best weights: %s", err);
       }
+      if (have_val) write_prediction_pngs(r);
+    }
+    if (keras_stats) {
+      memcpy(m->state, keras_stats, m->num_state * sizeof(float));
+      xfree(keras_stats);
+    }
+    if (is_root) {
       save_checkpoint(r);
       double elapsed = unet_now() - run_start;
       csv_append(r, train_loss, &v, have_val, ips, train_seconds, elapsed, best);
-      if (have_val) write_prediction_pngs(r);
       if (!c->quiet) {
         char ious[512] = "";
         size_t used = 0;

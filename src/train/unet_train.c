@@ -26,6 +26,8 @@ static void usage(FILE *f) {
           "  --no-overlap          reduce gradients after backward instead of during it\n"
           "  --threads N           OpenBLAS threads per rank (default: cores per rank)\n"
           "  --val-images N        validation images drawn as prediction PNGs (default 4)\n"
+          "  --bn-recalibrate K    not Keras: validate (and keep best weights) with BatchNorm statistics\n"
+          "                        averaged over K training batches instead of the lagging moving averages\n"
           "  --dump-gradients FILE write the first step's averaged gradient (Keras layout) and exit\n"
           "  --evaluate            only validate the starting weights (--init-weights or --resume) and print\n"
           "  --quiet               only errors\n"
@@ -66,6 +68,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--steps")) { bad = need_int(a, v, 1, &n); c.max_steps = n; i++; }
     else if (!strcmp(a, "--threads")) { bad = need_int(a, v, 1, &n); c.threads = (int)n; i++; }
     else if (!strcmp(a, "--val-images")) { bad = need_int(a, v, 0, &n); c.val_images = (int)n; i++; }
+    else if (!strcmp(a, "--bn-recalibrate")) { bad = need_int(a, v, 1, &n); c.bn_recalibrate = (int)n; i++; }
     else if (!strcmp(a, "--lr")) {
       if (!v || unet_parse_double(v, &d) != 0 || !(d > 0)) { unet_error("--lr needs a positive number"); bad = 1; }
       c.lr = d;
