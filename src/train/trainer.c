@@ -454,6 +454,10 @@ int train_run(const TrainConfig *c) {
     ValResult v;
     memset(&v, 0, sizeof v);
     if (r->val.total == 0) unet_fatal("%s: --evaluate needs a validation file (val.h5)", c->data_dir);
+    if (c->bn_recalibrate > 0) {
+      epoch_order(r, r->ts.epoch, order);
+      xfree(recalibrate_batchnorm(r, order));
+    }
     validate(r, &v);
     if (is_root) {
       printf("val_loss %.9f  accuracy %.9f  mean_iou %.9f  IoU", v.loss, v.accuracy, v.mean_iou);
