@@ -4,6 +4,9 @@
  * parameter, workspace chunking, and the accumulate (+=) semantics. */
 #include "layers_check.h"
 #include "unet/layers.h"
+/* Private to src/nn: called directly to reach channel counts conv2d_*
+ * would not send there and to force one-tile chunks. */
+#include "../src/nn/winograd.h"
 
 /* ---- Conv2D ----------------------------------------------------------------*/
 typedef struct {
@@ -144,6 +147,139 @@ static void test_conv2d(int n, int h, int w, int k, int s, int cin, int cout, ui
   xfree(out);
   xfree(ref);
   xfree(ws);
+  pair_free(c.x);
+  pair_free(c.kernel);
+  pair_free(c.bias);
+}
+
+/* ---- Winograd F(2x2,3x3) called directly ---------------------------------*/
+/* A 3x3 stride-1 conv through winograd_conv3x3_* against the double
+ * reference with the planned workspace, with one-tile chunks (the minimum
+ * workspace) and with four-tile chunks that straddle images; accumulate
+ * semantics; finite differences of both gradients; NULL gradients. */
+static void test_winograd(int n, int h, int w, int cin, int cout, uint64_t seed) {
+  char name[160], what[260];
+  snprintf(name, sizeof name, "winograd n%d %dx%d %d->%d", n, h, w, cin, cout);
+  UnetRng rng;
+  rng_seed(&rng, seed);
+  ConvCase c = {n, h, w, 3, 1, cin, cout, pair_alloc((long)n * h * w * cin), pair_alloc(9L * cin * cout),
+                pair_alloc(cout), NULL};
+  pair_random(c.x, &rng, -1, 1);
+  pair_random(c.kernel, &rng, -1, 1);
+  pair_random(c.bias, &rng, -1, 1);
+  long out_len = conv_out_len(&c), in_len = c.x.len;
+  size_t sizes[3] = {winograd_workspace_floats(cin, cout, n, h, w), winograd_workspace_floats(cin, cout, 1, 1, 1),
+                     winograd_workspace_floats(cin, cout, 1, 3, 3)};
+  CHECK_MSG(sizes[1] > 0 && sizes[1] < sizes[2], "%s: workspaces for 1 and 4 tiles: %zu, %zu", name, sizes[1],
+            sizes[2]);
+  float *ws = floats_zero((long)(sizes[0] > sizes[2] ? sizes[0] : sizes[2]));
+  double *ref = xmalloc((size_t)out_len * sizeof(double), "reference output");
+  ref_conv(ref, &c);
+  float *out = floats_zero(out_len);
+  for (int t = 0; t < 3; t++) {
+    memset(out, 0xff, (size_t)out_len * sizeof(float)); /* NaN: must be overwritten */
+    winograd_conv3x3_forward(out, c.x.f, c.kernel.f, c.bias.f, n, h, w, cin, cout, 0, ws, sizes[t]);
+    snprintf(what, sizeof what, "%s forward (workspace %zu floats)", name, sizes[t]);
+    check_arrays_close(what, out, ref, out_len, 1e-5, 1e-5);
+  }
+  /* Accumulate without bias onto existing values. */
+  {
+    Pair pre = pair_alloc(out_len);
+    pair_random(pre, &rng, -2, 2);
+    double *want = xmalloc((size_t)out_len * sizeof(double), "reference output");
+    for (long i = 0; i < out_len; i++) want[i] = ref[i] - c.bias.d[i % cout] + pre.d[i];
+    memcpy(out, pre.f, (size_t)out_len * sizeof(float));
+    winograd_conv3x3_forward(out, c.x.f, c.kernel.f, NULL, n, h, w, cin, cout, 1, ws, sizes[1]);
+    snprintf(what, sizeof what, "%s forward accumulate without bias", name);
+    check_arrays_close(what, out, want, out_len, 1e-5, 1e-5);
+    xfree(want);
+    pair_free(pre);
+  }
+  /* Gradients of L = sum r * out, starting from nonzero values (+=). */
+  Pair r = pair_alloc(out_len);
+  pair_random(r, &rng, -1, 1);
+  c.r = r.d;
+  float *din = floats_zero(in_len), *dk = floats_zero(c.kernel.len);
+  float *din0 = floats_zero(in_len), *dk0 = floats_zero(c.kernel.len);
+  for (long i = 0; i < in_len; i++) din0[i] = din[i] = 0.25f * (float)(i % 7) - 0.5f;
+  for (long i = 0; i < c.kernel.len; i++) dk0[i] = dk[i] = 0.125f * (float)(i % 5) - 0.25f;
+  winograd_conv3x3_backward(din, dk, r.f, c.x.f, c.kernel.f, n, h, w, cin, cout, ws, sizes[0]);
+  for (long i = 0; i < in_len; i++) din[i] -= din0[i];
+  for (long i = 0; i < c.kernel.len; i++) dk[i] -= dk0[i];
+  snprintf(what, sizeof what, "%s d/din", name);
+  check_gradient(what, c.x.d, in_len, din, conv_loss, &c, 1e-4);
+  snprintf(what, sizeof what, "%s d/dkernel", name);
+  check_gradient(what, c.kernel.d, c.kernel.len, dk, conv_loss, &c, 1e-4);
+  /* Smaller chunks, one gradient at a time: the same values. */
+  for (int t = 1; t < 3; t++) {
+    float *din2 = floats_zero(in_len), *dk2 = floats_zero(c.kernel.len);
+    winograd_conv3x3_backward(din2, NULL, r.f, c.x.f, c.kernel.f, n, h, w, cin, cout, ws, sizes[t]);
+    winograd_conv3x3_backward(NULL, dk2, r.f, c.x.f, c.kernel.f, n, h, w, cin, cout, ws, sizes[t]);
+    snprintf(what, sizeof what, "%s din alone (workspace %zu floats)", name, sizes[t]);
+    check_float_arrays_close(what, din2, din, in_len, 1e-5, 1e-5);
+    snprintf(what, sizeof what, "%s dkernel alone (workspace %zu floats)", name, sizes[t]);
+    check_float_arrays_close(what, dk2, dk, c.kernel.len, 1e-5, 1e-5);
+    xfree(din2);
+    xfree(dk2);
+  }
+  xfree(din);
+  xfree(dk);
+  xfree(din0);
+  xfree(dk0);
+  pair_free(r);
+  xfree(out);
+  xfree(ref);
+  xfree(ws);
+  pair_free(c.x);
+  pair_free(c.kernel);
+  pair_free(c.bias);
+}
+
+/* Wide channels at the U-Net's 10x10 and an odd size, forward and input
+ * gradient against the double reference: the float error of the Winograd
+ * transforms must stay at im2col's tolerance. Prints the observed error. */
+static void test_winograd_accuracy(int n, int h, int w, int cin, int cout, uint64_t seed) {
+  char what[160];
+  UnetRng rng;
+  rng_seed(&rng, seed);
+  ConvCase c = {n, h, w, 3, 1, cin, cout, pair_alloc((long)n * h * w * cin), pair_alloc(9L * cin * cout),
+                pair_alloc(cout), NULL};
+  pair_random(c.x, &rng, -1, 1);
+  pair_random(c.kernel, &rng, -0.1f, 0.1f);
+  pair_random(c.bias, &rng, -1, 1);
+  long out_len = conv_out_len(&c);
+  size_t ws_floats = winograd_workspace_floats(cin, cout, n, h, w);
+  float *ws = floats_zero((long)ws_floats), *out = floats_zero(out_len);
+  double *ref = xmalloc((size_t)out_len * sizeof(double), "reference output");
+  ref_conv(ref, &c);
+  winograd_conv3x3_forward(out, c.x.f, c.kernel.f, c.bias.f, n, h, w, cin, cout, 0, ws, ws_floats);
+  double worst = 0, scale = 0;
+  for (long i = 0; i < out_len; i++) {
+    double e = fabs(out[i] - ref[i]);
+    worst = e > worst ? e : worst;
+    scale = fabs(ref[i]) > scale ? fabs(ref[i]) : scale;
+  }
+  printf("winograd %dx%d %d->%d forward: max abs error %.3g, max |out| %.3g (relative %.3g)\n", h, w, cin, cout,
+         worst, scale, worst / scale);
+  snprintf(what, sizeof what, "winograd accuracy n%d %dx%d %d->%d forward", n, h, w, cin, cout);
+  check_arrays_close(what, out, ref, out_len, 1e-5, 1e-5);
+  /* din of L = sum dout * out is the transposed conv of dout: compare with
+   * the reference applied to each unit vector would be slow, so check the
+   * identity <din, x> = <dout, out - bias> (both sides exact in double). */
+  Pair dout = pair_alloc(out_len);
+  pair_random(dout, &rng, -1, 1);
+  float *din = floats_zero(c.x.len);
+  winograd_conv3x3_backward(din, NULL, dout.f, c.x.f, c.kernel.f, n, h, w, cin, cout, ws, ws_floats);
+  double lhs = 0, rhs = 0, mag = 0;
+  for (long i = 0; i < c.x.len; i++) lhs += (double)din[i] * c.x.d[i], mag += fabs((double)din[i] * c.x.d[i]);
+  for (long i = 0; i < out_len; i++) rhs += dout.d[i] * (ref[i] - c.bias.d[i % cout]);
+  printf("winograd %dx%d %d->%d <din,x> %.9g vs <dout,conv x> %.9g\n", h, w, cin, cout, lhs, rhs);
+  CHECK_MSG(fabs(lhs - rhs) <= 1e-5 * mag, "%s: <din,x> = %.9g but <dout,conv(x)> = %.9g", what, lhs, rhs);
+  xfree(din);
+  pair_free(dout);
+  xfree(ws);
+  xfree(out);
+  xfree(ref);
   pair_free(c.x);
   pair_free(c.kernel);
   pair_free(c.bias);
@@ -355,15 +491,33 @@ int main(void) {
   test_conv2d(3, 4, 5, 3, 1, 6, 3, 16, 1);
   /* Even kernel, stride 1: asymmetric padding, general path. */
   test_conv2d(2, 5, 6, 2, 1, 3, 2, 15, 1);
+  /* 3x3 stride 1 with >= 16 channels each way: the Winograd path. Odd and
+   * even sizes (partial tiles), 1x1 images, channels not multiples of 8. */
+  test_conv2d(1, 3, 5, 3, 1, 17, 19, 17, 1);
+  test_conv2d(2, 4, 2, 3, 1, 16, 18, 18, 1);
+  test_conv2d(2, 1, 1, 3, 1, 16, 16, 19, 1);
+  test_conv2d(3, 7, 6, 3, 1, 24, 40, 20, 0);
   /* Larger forward-only shapes: wide channels, many chunks. */
   test_conv2d(5, 10, 10, 3, 1, 16, 32, 10, 0);
   test_conv2d(3, 12, 9, 3, 2, 3, 32, 11, 0);
   test_conv2d(4, 8, 8, 1, 1, 32, 48, 12, 0);
 
+  /* Winograd directly: tiny channels so finite differences stay cheap. */
+  test_winograd(2, 5, 5, 3, 4, 40);
+  test_winograd(2, 3, 5, 2, 3, 41);
+  test_winograd(3, 4, 6, 3, 2, 42);
+  test_winograd(2, 1, 1, 2, 2, 43);
+  test_winograd(1, 1, 6, 5, 3, 44);
+  test_winograd(2, 7, 1, 1, 1, 45);
+  test_winograd_accuracy(2, 10, 10, 256, 256, 46);
+  test_winograd_accuracy(1, 9, 11, 64, 32, 47);
+
   test_conv_transpose(2, 5, 7, 3, 4, 20);
   test_conv_transpose(3, 4, 4, 4, 2, 21);
   test_conv_transpose(1, 1, 2, 2, 3, 22);
   test_conv_transpose(2, 6, 6, 2, 2, 23);
+  /* The U-Net's transposed convs have >= 32 channels: the Winograd path. */
+  test_conv_transpose(1, 3, 4, 16, 17, 24);
 
   test_depthwise(2, 5, 7, 3, 30);
   test_depthwise(3, 4, 6, 5, 31);

@@ -15,6 +15,7 @@
 
 #include "unet/layers.h"
 #include "unet/util.h"
+#include "winograd.h"
 
 /* im2col budget in floats (8 MiB): 10x10 and 20x20 maps still batch many
  * images per GEMM, and a chunk stays in the L3 between im2col and GEMM.
@@ -22,7 +23,14 @@
  * on the transposed convs. */
 #define CONV_COL_BUDGET_FLOATS ((size_t)2 << 20)
 
-/* Three ways to run a convolution:
+/* 3x3 stride-1 convs with at least this many input and output channels run
+ * as Winograd F(2x2,3x3) (winograd.c); thinner ones (the 32->3 head) keep
+ * the im2col paths, whose GEMMs the Winograd transforms would not pay for. */
+#define WINOGRAD_MIN_CHANNELS 16
+
+/* Four ways to run a convolution:
+ *  WINOGRAD   3x3 stride 1, cin and cout >= WINOGRAD_MIN_CHANNELS: forward
+ *             and both gradients in winograd.c (2.25x fewer multiplies).
  *  POINTWISE  1x1 stride 1: the NHWC tensors already are the GEMM operands.
  *  STRIDE1    odd k, stride 1 (symmetric padding (k-1)/2): the input gradient
  *             is the same-padded conv of dout with the flipped kernel, so
@@ -37,7 +45,7 @@
  *             64->32; slower when cout = cin).
  *  GENERAL    stride 2: im2col of the input; backward scatters dcol.
  * Workspace: [kernel scratch | nc images' worth of im2col / G / Y]. */
-typedef enum { CONV_POINTWISE, CONV_STRIDE1, CONV_GENERAL } ConvPath;
+typedef enum { CONV_POINTWISE, CONV_WINOGRAD, CONV_STRIDE1, CONV_GENERAL } ConvPath;
 
 typedef struct {
   ConvPath path;
@@ -52,6 +60,8 @@ static ConvPlan conv_plan(ConvDims d, int h, int w) {
   size_t oh = (size_t)same_out_size(h, d.stride), ow = (size_t)same_out_size(w, d.stride);
   if (d.k == 1 && d.stride == 1) {
     p.path = CONV_POINTWISE;
+  } else if (d.k == 3 && d.stride == 1 && d.cin >= WINOGRAD_MIN_CHANNELS && d.cout >= WINOGRAD_MIN_CHANNELS) {
+    p.path = CONV_WINOGRAD;
   } else if (d.stride == 1 && d.k % 2 == 1) {
     p.path = CONV_STRIDE1;
     p.small_out = 2 * d.cout <= d.cin;
@@ -67,6 +77,7 @@ static ConvPlan conv_plan(ConvDims d, int h, int w) {
 size_t conv2d_workspace_floats(ConvDims d, int n, int h, int w) {
   ConvPlan p = conv_plan(d, h, w);
   if (p.path == CONV_POINTWISE || n <= 0) return 0;
+  if (p.path == CONV_WINOGRAD) return winograd_workspace_floats(d.cin, d.cout, n, h, w);
   size_t images = p.per_image ? CONV_COL_BUDGET_FLOATS / p.per_image : 1;
   if (images < 1) images = 1;
   if (images > (size_t)n) images = (size_t)n;
@@ -249,6 +260,10 @@ void conv2d_forward(float *out, const float *in, const float *kernel, const floa
   const int oh = same_out_size(h, d.stride), ow = same_out_size(w, d.stride);
   const int kdim = d.k * d.k * d.cin;
   const size_t out_image = (size_t)oh * ow * d.cout, in_image = (size_t)h * w * d.cin;
+  if (p.path == CONV_WINOGRAD) {
+    winograd_conv3x3_forward(out, in, kernel, bias, n, h, w, d.cin, d.cout, accumulate, ws, ws_floats);
+    return;
+  }
   /* Bias first, so the GEMM always adds (beta = 1) or overwrites (beta = 0). */
   if (bias) apply_bias(out, bias, (long)n * oh * ow, d.cout, accumulate);
   const float beta = (bias || accumulate) ? 1.0f : 0.0f;
@@ -314,6 +329,10 @@ void conv2d_backward(float *din, float *dkernel, float *dbias, const float *dout
   const int kdim = d.k * d.k * d.cin;
   const size_t out_image = (size_t)oh * ow * d.cout, in_image = (size_t)h * w * d.cin;
   if (dbias) add_column_sums(dbias, dout, (long)n * oh * ow, d.cout);
+  if (p.path == CONV_WINOGRAD) {
+    winograd_conv3x3_backward(din, dkernel, dout, in, kernel, n, h, w, d.cin, d.cout, ws, ws_floats);
+    return;
+  }
 
   if (p.path == CONV_POINTWISE) {
     const int rows = n * h * w;
