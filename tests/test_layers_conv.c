@@ -492,7 +492,8 @@ int main(void) {
   /* Even kernel, stride 1: asymmetric padding, general path. */
   test_conv2d(2, 5, 6, 2, 1, 3, 2, 15, 1);
   /* 3x3 stride 1 with >= 16 channels each way: the Winograd path. Odd and
-   * even sizes (partial tiles), 1x1 images, channels not multiples of 8. */
+   * even sizes (partial tiles), channels not multiples of 8; 1x1 images stay
+   * on the im2col path (a tile would waste 3 of its 4 pixels). */
   test_conv2d(1, 3, 5, 3, 1, 17, 19, 17, 1);
   test_conv2d(2, 4, 2, 3, 1, 16, 18, 18, 1);
   test_conv2d(2, 1, 1, 3, 1, 16, 16, 19, 1);

@@ -22,8 +22,10 @@
  * Tiles of all images are numbered t = (img*TH + ty)*TW + tx and processed
  * in chunks of up to `cap` tiles whose V and M fit the workspace, so the
  * 16 GEMMs stay tall for small maps and memory stays bounded for large ones.
- * Workspace: [U 16*cin*cout | dU 16*cin*cout | zeros max(cin,cout) |
- *             V 16*cap*cin | M 16*cap*cout], V[xi] = V + xi*cap*cin.
+ * Every tile takes the same branch-free path: pixels outside the image read
+ * a zero vector and write a trash vector.
+ * Workspace: [U 16*cin*cout | dU 16*cin*cout | zeros, trash max(cin,cout)
+ *             each | V 16*cap*cin | M 16*cap*cout], V[xi] = V + xi*cap*cin.
  */
 #include "winograd.h"
 
@@ -32,10 +34,15 @@
 
 #include "unet/util.h"
 
-/* V + M floats of a chunk. 2M floats (8 MiB) like conv2d.c's im2col budget;
- * measured with bench-layers (batch 16, one thread). */
-#define WINOGRAD_CHUNK_BUDGET_FLOATS ((size_t)2 << 20)
-/* Channels transformed at a time: a 16 x CHANNEL_BLOCK scratch stays in L1. */
+/* V + M floats of a chunk: 512K floats (2 MiB). Measured on the U-Net's
+ * transposed convs (batch 16, one thread, Zen L2 512 KiB, L3 32 MiB):
+ * 512K-1M beat 256K by 10% and 2M by 15-35% on the 40x40 and 80x80 maps. */
+#define WINOGRAD_CHUNK_BUDGET_FLOATS ((size_t)1 << 19)
+/* ... but at least this many tiles (GEMM rows) when the batch has them: with
+ * 512 channels each way 32-tile GEMMs made Winograd slower than im2col. */
+#define WINOGRAD_MIN_CHUNK_TILES 128
+/* Kernel elements transformed at a time: the 12 x CHANNEL_BLOCK scratch of
+ * the kernel transforms stays in L1. */
 #define CHANNEL_BLOCK 64
 
 typedef struct {
@@ -43,9 +50,9 @@ typedef struct {
   int th, tw;          /* tiles per column / row of an image */
   size_t tiles;        /* n * th * tw */
   size_t per_tile;     /* V + M floats of one tile */
-  size_t fixed;        /* U, dU and the zero vector */
+  size_t fixed;        /* U, dU, the zero and the trash vectors */
   size_t cap;          /* tiles per chunk */
-  float *u, *du, *zero, *v, *m;
+  float *u, *du, *zero, *trash, *v, *m;
 } Plan;
 
 static Plan plan_layout(int cin, int cout, int n, int h, int w) {
@@ -55,15 +62,15 @@ static Plan plan_layout(int cin, int cout, int n, int h, int w) {
   p.th = (h + 1) / 2, p.tw = (w + 1) / 2;
   p.tiles = (size_t)n * p.th * p.tw;
   p.per_tile = (size_t)16 * (cin + cout);
-  p.fixed = (size_t)32 * cin * cout + (size_t)(cin > cout ? cin : cout);
+  p.fixed = (size_t)32 * cin * cout + (size_t)2 * (cin > cout ? cin : cout);
   return p;
 }
 
 /* Tiles per chunk for the planned workspace: the budget's worth, at least
- * one, at most the batch. */
+ * WINOGRAD_MIN_CHUNK_TILES, at most the batch. */
 static size_t planned_cap(const Plan *p) {
   size_t cap = WINOGRAD_CHUNK_BUDGET_FLOATS / p->per_tile;
-  if (cap < 1) cap = 1;
+  if (cap < WINOGRAD_MIN_CHUNK_TILES) cap = WINOGRAD_MIN_CHUNK_TILES;
   if (cap > p->tiles) cap = p->tiles;
   return cap;
 }
@@ -87,7 +94,8 @@ static Plan plan_workspace(int cin, int cout, int n, int h, int w, float *ws, si
   p.u = ws;
   p.du = p.u + (size_t)16 * cin * cout;
   p.zero = p.du + (size_t)16 * cin * cout;
-  p.v = p.zero + (cin > cout ? cin : cout);
+  p.trash = p.zero + (cin > cout ? cin : cout);
+  p.v = p.trash + (cin > cout ? cin : cout);
   p.m = p.v + (size_t)16 * p.cap * cin;
   memset(p.zero, 0, (size_t)(cin > cout ? cin : cout) * sizeof(float));
   return p;
@@ -104,48 +112,16 @@ static Plan plan_workspace(int cin, int cout, int n, int h, int w, float *ws, si
 #ifndef VECTOR_CLONES
 #define VECTOR_CLONES
 #endif
+/* The tile transforms read and write 16 channel vectors at run-time offsets
+ * that never overlap within one channel step c; GCC cannot prove it (too
+ * many pairs to check at run time) and would not vectorize without this. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define CHANNELS_INDEPENDENT _Pragma("GCC ivdep")
+#else
+#define CHANNELS_INDEPENDENT
+#endif
 
-/* ---- 1-D transforms on channel vectors (all pointers distinct) ---------- */
-/* B^T: [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1] */
-static inline void bt_1d(float *restrict o0, float *restrict o1, float *restrict o2, float *restrict o3,
-                         const float *restrict i0, const float *restrict i1, const float *restrict i2,
-                         const float *restrict i3, int len) {
-  for (int c = 0; c < len; c++) {
-    o0[c] = i0[c] - i2[c];
-    o1[c] = i1[c] + i2[c];
-    o2[c] = i2[c] - i1[c];
-    o3[c] = i1[c] - i3[c];
-  }
-}
-/* B (the adjoint of bt_1d) */
-static inline void b_1d(float *restrict o0, float *restrict o1, float *restrict o2, float *restrict o3,
-                        const float *restrict i0, const float *restrict i1, const float *restrict i2,
-                        const float *restrict i3, int len) {
-  for (int c = 0; c < len; c++) {
-    o0[c] = i0[c];
-    o1[c] = i1[c] - i2[c] + i3[c];
-    o2[c] = i1[c] + i2[c] - i0[c];
-    o3[c] = -i3[c];
-  }
-}
-/* A^T: [1 1 1 0; 0 1 -1 -1] */
-static inline void at_1d(float *restrict o0, float *restrict o1, const float *restrict i0, const float *restrict i1,
-                         const float *restrict i2, const float *restrict i3, int len) {
-  for (int c = 0; c < len; c++) {
-    o0[c] = i0[c] + i1[c] + i2[c];
-    o1[c] = i1[c] - i2[c] - i3[c];
-  }
-}
-/* A (the adjoint of at_1d) */
-static inline void a_1d(float *restrict o0, float *restrict o1, float *restrict o2, float *restrict o3,
-                        const float *restrict i0, const float *restrict i1, int len) {
-  for (int c = 0; c < len; c++) {
-    o0[c] = i0[c];
-    o1[c] = i0[c] + i1[c];
-    o2[c] = i0[c] - i1[c];
-    o3[c] = -i1[c];
-  }
-}
+/* ---- 1-D kernel transforms on channel vectors (all pointers distinct) --- */
 /* G: [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1] */
 static inline void g_1d(float *restrict o0, float *restrict o1, float *restrict o2, float *restrict o3,
                         const float *restrict i0, const float *restrict i1, const float *restrict i2, int len) {
@@ -207,6 +183,8 @@ VECTOR_CLONES static void kernel_gradient_add(float *restrict dkernel, const flo
 }
 
 /* ---- tile transforms -----------------------------------------------------*/
+/* Each works on one tile, one channel c at a time with all 16 values in
+ * registers; the loop over c is what vectorizes. */
 typedef struct {
   int img, ty, tx;
 } Tile;
@@ -224,109 +202,127 @@ static inline long pixel_index(const Plan *p, int img, int y, int x) {
   return ((long)img * p->h + y) * p->w + x;
 }
 
-/* v[xi] row `row` = B^T d B for the 4x4 input patch of tile t. */
+/* Pixel indices (pixel_index) of the side x side pixels of tile t, row-major,
+ * starting at offset `start` from (2ty, 2tx): -1 for the 4x4 input patch, 0
+ * for the 2x2 output tile. */
+static void tile_pixels(const Plan *p, size_t t, int side, int start, long *at) {
+  Tile tl = tile_at(p, t);
+  for (int k = 0; k < side * side; k++)
+    at[k] = pixel_index(p, tl.img, 2 * tl.ty + start + k / side, 2 * tl.tx + start + k % side);
+}
+
+/* v[xi] row `row` = B^T d B for the 4x4 input patch d of tile t, where
+ * B^T = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. */
 VECTOR_CLONES static void input_transform(const Plan *p, const float *in, size_t t, size_t row) {
   const int cin = p->cin;
   const size_t vs = p->cap * cin;
-  Tile tl = tile_at(p, t);
-  const float *src[16];
-  for (int k = 0; k < 16; k++) {
-    long at = pixel_index(p, tl.img, 2 * tl.ty - 1 + k / 4, 2 * tl.tx - 1 + k % 4);
-    src[k] = at < 0 ? p->zero : in + (size_t)at * cin;
-  }
-  float tmp[16][CHANNEL_BLOCK]; /* tmp[pr*4+b]: patch row pr, transformed along columns */
+  long at[16];
+  const float *d[16];
+  tile_pixels(p, t, 4, -1, at);
+  for (int k = 0; k < 16; k++) d[k] = at[k] < 0 ? p->zero : in + (size_t)at[k] * cin;
+  const float *d00 = d[0], *d01 = d[1], *d02 = d[2], *d03 = d[3], *d10 = d[4], *d11 = d[5], *d12 = d[6],
+              *d13 = d[7], *d20 = d[8], *d21 = d[9], *d22 = d[10], *d23 = d[11], *d30 = d[12], *d31 = d[13],
+              *d32 = d[14], *d33 = d[15];
   float *v = p->v + row * cin;
-  for (int c0 = 0; c0 < cin; c0 += CHANNEL_BLOCK) {
-    int len = cin - c0 < CHANNEL_BLOCK ? cin - c0 : CHANNEL_BLOCK;
-    for (int pr = 0; pr < 4; pr++)
-      bt_1d(tmp[pr * 4], tmp[pr * 4 + 1], tmp[pr * 4 + 2], tmp[pr * 4 + 3], src[pr * 4] + c0, src[pr * 4 + 1] + c0,
-            src[pr * 4 + 2] + c0, src[pr * 4 + 3] + c0, len);
-    float *o = v + c0;
-    for (int b = 0; b < 4; b++)
-      bt_1d(o + b * vs, o + (4 + b) * vs, o + (8 + b) * vs, o + (12 + b) * vs, tmp[b], tmp[4 + b], tmp[8 + b],
-            tmp[12 + b], len);
+  CHANNELS_INDEPENDENT
+  for (int c = 0; c < cin; c++) {
+    /* r{i}{b} = (d B)[i][b]: each patch row transformed */
+    float r00 = d00[c] - d02[c], r01 = d01[c] + d02[c], r02 = d02[c] - d01[c], r03 = d01[c] - d03[c];
+    float r10 = d10[c] - d12[c], r11 = d11[c] + d12[c], r12 = d12[c] - d11[c], r13 = d11[c] - d13[c];
+    float r20 = d20[c] - d22[c], r21 = d21[c] + d22[c], r22 = d22[c] - d21[c], r23 = d21[c] - d23[c];
+    float r30 = d30[c] - d32[c], r31 = d31[c] + d32[c], r32 = d32[c] - d31[c], r33 = d31[c] - d33[c];
+    v[0 * vs + c] = r00 - r20, v[1 * vs + c] = r01 - r21, v[2 * vs + c] = r02 - r22, v[3 * vs + c] = r03 - r23;
+    v[4 * vs + c] = r10 + r20, v[5 * vs + c] = r11 + r21, v[6 * vs + c] = r12 + r22, v[7 * vs + c] = r13 + r23;
+    v[8 * vs + c] = r20 - r10, v[9 * vs + c] = r21 - r11, v[10 * vs + c] = r22 - r12, v[11 * vs + c] = r23 - r13;
+    v[12 * vs + c] = r10 - r30, v[13 * vs + c] = r11 - r31, v[14 * vs + c] = r12 - r32, v[15 * vs + c] = r13 - r33;
   }
 }
 
-/* out pixels of tile t (= or += per accumulate) = A^T M A (+ bias). */
-VECTOR_CLONES static void output_transform(const Plan *p, float *out, const float *bias, int accumulate, size_t t, size_t row) {
+/* Output tile t = A^T M A + bias (= or += per accumulate), M = m[xi] row
+ * `row`, A^T = [1 1 1 0; 0 1 -1 -1]. */
+VECTOR_CLONES static void output_transform(const Plan *p, float *out, const float *bias, int accumulate, size_t t,
+                                           size_t row) {
   const int cout = p->cout;
   const size_t ms = p->cap * cout;
-  Tile tl = tile_at(p, t);
-  float *dst[4];
-  for (int k = 0; k < 4; k++) {
-    long at = pixel_index(p, tl.img, 2 * tl.ty + k / 2, 2 * tl.tx + k % 2);
-    dst[k] = at < 0 ? NULL : out + (size_t)at * cout;
+  long at[4];
+  float *o[4];
+  tile_pixels(p, t, 2, 0, at);
+  for (int k = 0; k < 4; k++) o[k] = at[k] < 0 ? p->trash : out + (size_t)at[k] * cout;
+  float *o00 = o[0], *o01 = o[1], *o10 = o[2], *o11 = o[3];
+  const float *m = p->m + row * cout, *b = bias ? bias : p->zero;
+  /* One loop per store kind (ASSIGN is = or +=): a branch inside the loop
+   * would keep it from vectorizing. */
+#define OUTPUT_TRANSFORM_LOOP(ASSIGN)                                                                     \
+  CHANNELS_INDEPENDENT                                                                                    \
+  for (int c = 0; c < cout; c++) {                                                                        \
+    /* s{r}{b} = (A^T M)[r][b] */                                                                         \
+    float m0 = m[0 * ms + c], m1 = m[1 * ms + c], m2 = m[2 * ms + c], m3 = m[3 * ms + c];                 \
+    float m4 = m[4 * ms + c], m5 = m[5 * ms + c], m6 = m[6 * ms + c], m7 = m[7 * ms + c];                 \
+    float m8 = m[8 * ms + c], m9 = m[9 * ms + c], m10 = m[10 * ms + c], m11 = m[11 * ms + c];             \
+    float m12 = m[12 * ms + c], m13 = m[13 * ms + c], m14 = m[14 * ms + c], m15 = m[15 * ms + c];         \
+    float s00 = m0 + m4 + m8, s01 = m1 + m5 + m9, s02 = m2 + m6 + m10, s03 = m3 + m7 + m11;               \
+    float s10 = m4 - m8 - m12, s11 = m5 - m9 - m13, s12 = m6 - m10 - m14, s13 = m7 - m11 - m15;           \
+    o00[c] ASSIGN s00 + s01 + s02 + b[c], o01[c] ASSIGN s01 - s02 - s03 + b[c];                           \
+    o10[c] ASSIGN s10 + s11 + s12 + b[c], o11[c] ASSIGN s11 - s12 - s13 + b[c];                           \
   }
-  float s[8][CHANNEL_BLOCK], y[4][CHANNEL_BLOCK]; /* s[r*4+b] */
-  const float *m = p->m + row * cout;
-  for (int c0 = 0; c0 < cout; c0 += CHANNEL_BLOCK) {
-    int len = cout - c0 < CHANNEL_BLOCK ? cout - c0 : CHANNEL_BLOCK;
-    const float *mi = m + c0;
-    for (int b = 0; b < 4; b++)
-      at_1d(s[b], s[4 + b], mi + b * ms, mi + (4 + b) * ms, mi + (8 + b) * ms, mi + (12 + b) * ms, len);
-    for (int r = 0; r < 2; r++) at_1d(y[r * 2], y[r * 2 + 1], s[r * 4], s[r * 4 + 1], s[r * 4 + 2], s[r * 4 + 3], len);
-    for (int k = 0; k < 4; k++) {
-      if (!dst[k]) continue;
-      float *o = dst[k] + c0;
-      if (bias)
-        for (int c = 0; c < len; c++) y[k][c] += bias[c0 + c];
-      if (accumulate)
-        for (int c = 0; c < len; c++) o[c] += y[k][c];
-      else
-        memcpy(o, y[k], (size_t)len * sizeof(float));
-    }
+  if (accumulate) {
+    OUTPUT_TRANSFORM_LOOP(+=)
+  } else {
+    OUTPUT_TRANSFORM_LOOP(=)
   }
+#undef OUTPUT_TRANSFORM_LOOP
 }
 
 /* m[xi] row `row` = A dY A^T, dY = the 2x2 dout pixels of tile t (0 where the
- * tile is partial). */
+ * tile is partial), A = [1 0; 1 1; 1 -1; 0 -1]. */
 VECTOR_CLONES static void dout_transform(const Plan *p, const float *dout, size_t t, size_t row) {
   const int cout = p->cout;
   const size_t ms = p->cap * cout;
-  Tile tl = tile_at(p, t);
-  const float *src[4];
-  for (int k = 0; k < 4; k++) {
-    long at = pixel_index(p, tl.img, 2 * tl.ty + k / 2, 2 * tl.tx + k % 2);
-    src[k] = at < 0 ? p->zero : dout + (size_t)at * cout;
-  }
-  float e[8][CHANNEL_BLOCK]; /* e[a*2+s]: dY columns s transformed along rows */
+  long at[4];
+  const float *y[4];
+  tile_pixels(p, t, 2, 0, at);
+  for (int k = 0; k < 4; k++) y[k] = at[k] < 0 ? p->zero : dout + (size_t)at[k] * cout;
+  const float *y00 = y[0], *y01 = y[1], *y10 = y[2], *y11 = y[3];
   float *m = p->m + row * cout;
-  for (int c0 = 0; c0 < cout; c0 += CHANNEL_BLOCK) {
-    int len = cout - c0 < CHANNEL_BLOCK ? cout - c0 : CHANNEL_BLOCK;
-    for (int s = 0; s < 2; s++) a_1d(e[s], e[2 + s], e[4 + s], e[6 + s], src[s] + c0, src[2 + s] + c0, len);
-    float *o = m + c0;
-    for (int a = 0; a < 4; a++)
-      a_1d(o + (a * 4) * ms, o + (a * 4 + 1) * ms, o + (a * 4 + 2) * ms, o + (a * 4 + 3) * ms, e[a * 2],
-           e[a * 2 + 1], len);
+  CHANNELS_INDEPENDENT
+  for (int c = 0; c < cout; c++) {
+    /* e{a}{s} = (A dY)[a][s] */
+    float e00 = y00[c], e01 = y01[c], e10 = y00[c] + y10[c], e11 = y01[c] + y11[c];
+    float e20 = y00[c] - y10[c], e21 = y01[c] - y11[c], e30 = -y10[c], e31 = -y11[c];
+    m[0 * ms + c] = e00, m[1 * ms + c] = e00 + e01, m[2 * ms + c] = e00 - e01, m[3 * ms + c] = -e01;
+    m[4 * ms + c] = e10, m[5 * ms + c] = e10 + e11, m[6 * ms + c] = e10 - e11, m[7 * ms + c] = -e11;
+    m[8 * ms + c] = e20, m[9 * ms + c] = e20 + e21, m[10 * ms + c] = e20 - e21, m[11 * ms + c] = -e21;
+    m[12 * ms + c] = e30, m[13 * ms + c] = e30 + e31, m[14 * ms + c] = e30 - e31, m[15 * ms + c] = -e31;
   }
 }
 
-/* din patch of tile t += B dV B^T, dV = v[xi] row `row`; padding drops. */
+/* din patch of tile t += B dV B^T, dV = v[xi] row `row`; padding pixels go
+ * to the trash vector. */
 VECTOR_CLONES static void din_transform_add(const Plan *p, float *din, size_t t, size_t row) {
   const int cin = p->cin;
   const size_t vs = p->cap * cin;
-  Tile tl = tile_at(p, t);
-  float *dst[16];
-  for (int k = 0; k < 16; k++) {
-    long at = pixel_index(p, tl.img, 2 * tl.ty - 1 + k / 4, 2 * tl.tx - 1 + k % 4);
-    dst[k] = at < 0 ? NULL : din + (size_t)at * cin;
-  }
-  float tmp[16][CHANNEL_BLOCK], d[16][CHANNEL_BLOCK]; /* tmp[a*4+q], d[pr*4+q] */
+  long at[16];
+  float *d[16];
+  tile_pixels(p, t, 4, -1, at);
+  for (int k = 0; k < 16; k++) d[k] = at[k] < 0 ? p->trash : din + (size_t)at[k] * cin;
+  float *d00 = d[0], *d01 = d[1], *d02 = d[2], *d03 = d[3], *d10 = d[4], *d11 = d[5], *d12 = d[6], *d13 = d[7],
+        *d20 = d[8], *d21 = d[9], *d22 = d[10], *d23 = d[11], *d30 = d[12], *d31 = d[13], *d32 = d[14], *d33 = d[15];
   const float *v = p->v + row * cin;
-  for (int c0 = 0; c0 < cin; c0 += CHANNEL_BLOCK) {
-    int len = cin - c0 < CHANNEL_BLOCK ? cin - c0 : CHANNEL_BLOCK;
-    const float *vi = v + c0;
-    for (int a = 0; a < 4; a++)
-      b_1d(tmp[a * 4], tmp[a * 4 + 1], tmp[a * 4 + 2], tmp[a * 4 + 3], vi + (a * 4) * vs, vi + (a * 4 + 1) * vs,
-           vi + (a * 4 + 2) * vs, vi + (a * 4 + 3) * vs, len);
-    for (int q = 0; q < 4; q++)
-      b_1d(d[q], d[4 + q], d[8 + q], d[12 + q], tmp[q], tmp[4 + q], tmp[8 + q], tmp[12 + q], len);
-    for (int k = 0; k < 16; k++) {
-      if (!dst[k]) continue;
-      float *o = dst[k] + c0;
-      for (int c = 0; c < len; c++) o[c] += d[k][c];
-    }
+  CHANNELS_INDEPENDENT
+  for (int c = 0; c < cin; c++) {
+    /* u{a}{q} = (dV B^T)[a][q] */
+    float v0 = v[0 * vs + c], v1 = v[1 * vs + c], v2 = v[2 * vs + c], v3 = v[3 * vs + c];
+    float u00 = v0, u01 = v1 - v2 + v3, u02 = v1 + v2 - v0, u03 = -v3;
+    v0 = v[4 * vs + c], v1 = v[5 * vs + c], v2 = v[6 * vs + c], v3 = v[7 * vs + c];
+    float u10 = v0, u11 = v1 - v2 + v3, u12 = v1 + v2 - v0, u13 = -v3;
+    v0 = v[8 * vs + c], v1 = v[9 * vs + c], v2 = v[10 * vs + c], v3 = v[11 * vs + c];
+    float u20 = v0, u21 = v1 - v2 + v3, u22 = v1 + v2 - v0, u23 = -v3;
+    v0 = v[12 * vs + c], v1 = v[13 * vs + c], v2 = v[14 * vs + c], v3 = v[15 * vs + c];
+    float u30 = v0, u31 = v1 - v2 + v3, u32 = v1 + v2 - v0, u33 = -v3;
+    d00[c] += u00, d01[c] += u01, d02[c] += u02, d03[c] += u03;
+    d10[c] += u10 - u20 + u30, d11[c] += u11 - u21 + u31, d12[c] += u12 - u22 + u32, d13[c] += u13 - u23 + u33;
+    d20[c] += u10 + u20 - u00, d21[c] += u11 + u21 - u01, d22[c] += u12 + u22 - u02, d23[c] += u13 + u23 - u03;
+    d30[c] -= u30, d31[c] -= u31, d32[c] -= u32, d33[c] -= u33;
   }
 }
 
