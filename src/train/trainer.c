@@ -401,7 +401,8 @@ static void setup(Run *r, const TrainConfig *c) {
       if (r->ts.world_size != r->size)
         unet_warn("resuming a run written by %d rank(s) with %d: the data order differs from an uninterrupted run",
                   r->ts.world_size, r->size);
-      r->opt.lr = c->lr;
+      r->opt.lr = c->lr; /* --lr may change on resume */
+      r->ts.lr = (float)c->lr;
       if (!c->quiet)
         unet_info("resuming from %s: epoch %lld, step %lld (%lld into the epoch), best val_loss %g", r->path_last,
                   (long long)r->ts.epoch, (long long)r->ts.step, (long long)r->ts.step_in_epoch, r->ts.best_val_loss);
