@@ -146,6 +146,14 @@ ShardWriter *shard_writer_open(const char *path, const ShardInfo *info, long cap
   return w;
 }
 
+/* Index of the first mask pixel whose class id is >= num_classes, or -1:
+ * class ids index the loss, so a bad one must never be written or read. */
+static long first_bad_class_id(const uint8_t *mask, size_t pixels, int num_classes) {
+  for (size_t p = 0; p < pixels; p++)
+    if (mask[p] >= num_classes) return (long)p;
+  return -1;
+}
+
 /* Reads or writes sample `index` of a [N, ...] uint8 dataset through a
  * hyperslab of one sample (sample_dims: the dimensions after N). */
 static int sample_io(hid_t ds, int rank, const hsize_t *sample_dims, long index, uint8_t *data, int write) {
@@ -187,12 +195,11 @@ int shard_writer_append(ShardWriter *w, const uint8_t *image_hw3, const uint8_t 
     set_err(err, err_len, "%s: sample name '%.40s...' is longer than %d bytes", w->tmp, name, SHARD_NAME_MAX - 1);
     return -1;
   }
-  for (size_t p = 0; p < (size_t)H * W; p++) {
-    if (mask_hw[p] >= w->info.num_classes) {
-      set_err(err, err_len, "%s: sample '%s' has class id %d at pixel %zu, but num_classes is %d", w->tmp, name,
-              mask_hw[p], p, w->info.num_classes);
-      return -1;
-    }
+  long bad = first_bad_class_id(mask_hw, (size_t)H * W, w->info.num_classes);
+  if (bad >= 0) {
+    set_err(err, err_len, "%s: sample '%s' has class id %d at pixel %ld, but num_classes is %d", w->tmp, name,
+            mask_hw[bad], bad, w->info.num_classes);
+    return -1;
   }
   if (w->count >= w->capacity) {
     long cap = w->capacity < 16 ? 16 : w->capacity * 2;
@@ -549,12 +556,11 @@ int shard_reader_read(ShardReader *r, long i, uint8_t *image, uint8_t *mask, cha
       return -1;
     }
     /* class ids index the loss: a bad id must never reach it */
-    for (size_t p = 0; p < (size_t)H * W; p++) {
-      if (mask[p] >= r->info.num_classes) {
-        set_err(err, err_len, "%s: /masks sample %ld has class id %d at pixel %zu, but num_classes is %d", r->path, i,
-                mask[p], p, r->info.num_classes);
-        return -1;
-      }
+    long bad = first_bad_class_id(mask, (size_t)H * W, r->info.num_classes);
+    if (bad >= 0) {
+      set_err(err, err_len, "%s: /masks sample %ld has class id %d at pixel %ld, but num_classes is %d", r->path, i,
+              mask[bad], bad, r->info.num_classes);
+      return -1;
     }
   }
   if (name && name_len) {
