@@ -2,7 +2,9 @@
  * synchronized across replicas through a BatchNormReducer.
  *
  * Data are [M, C] (M = N*H*W pixels). All statistics are accumulated in
- * double (float partial sums over short blocks of rows, then double), and
+ * double, pixel by pixel: float partial sums over blocks of rows would make a
+ * statistic depend on where the blocks cut the images, i.e. on an image's
+ * place in the batch, and so on the rank count. Every
  * every cross-replica quantity is a plain sum reduced together with the pixel
  * count, so a batch split over replicas gives the same result up to float
  * rounding. The variance takes a second pass around the global mean rather
@@ -14,7 +16,6 @@
 #include "unet/layers.h"
 #include "unet/util.h"
 
-enum { BN_BLOCK = 32 }; /* rows per float partial sum */
 
 static void reduce(BatchNormReducer red, double *values, int count) {
   if (red.sum) red.sum(values, count, red.ctx);
@@ -25,23 +26,18 @@ static void check_shape(long m, int c, const char *who) {
 }
 
 /* sums[ch] += sum over rows of (x - center[ch])^p, p = 1 or 2 (center may be
- * NULL for p = 1). */
+ * NULL for p = 1), each term rounded to float and added in double. */
 static void channel_sums(double *restrict sums, const float *restrict x, const float *restrict center, long m, int c,
-                         int squared, float *restrict partial) {
-  for (long r0 = 0; r0 < m; r0 += BN_BLOCK) {
-    long r1 = r0 + BN_BLOCK < m ? r0 + BN_BLOCK : m;
-    memset(partial, 0, (size_t)c * sizeof(float));
-    for (long r = r0; r < r1; r++) {
-      const float *row = x + (size_t)r * c;
-      if (squared)
-        for (int ch = 0; ch < c; ch++) {
-          float dev = row[ch] - center[ch];
-          partial[ch] += dev * dev;
-        }
-      else
-        for (int ch = 0; ch < c; ch++) partial[ch] += row[ch];
-    }
-    for (int ch = 0; ch < c; ch++) sums[ch] += partial[ch];
+                         int squared) {
+  for (long r = 0; r < m; r++) {
+    const float *row = x + (size_t)r * c;
+    if (squared)
+      for (int ch = 0; ch < c; ch++) {
+        float dev = row[ch] - center[ch];
+        sums[ch] += (double)(dev * dev);
+      }
+    else
+      for (int ch = 0; ch < c; ch++) sums[ch] += (double)row[ch];
   }
 }
 
@@ -50,12 +46,11 @@ void batchnorm_forward_train(float *out, float *save_mean, float *save_invstd, f
                              float eps, BatchNormReducer red) {
   check_shape(m, c, "batchnorm_forward_train");
   double *sums = xmalloc((size_t)(c + 1) * sizeof(double), "batchnorm sums");
-  float *partial = xmalloc((size_t)c * sizeof(float), "batchnorm partial sums");
   float *scale = xmalloc((size_t)c * sizeof(float), "batchnorm scale");
 
   /* Pass 1: global mean. */
   memset(sums, 0, (size_t)(c + 1) * sizeof(double));
-  channel_sums(sums, in, NULL, m, c, 0, partial);
+  channel_sums(sums, in, NULL, m, c, 0);
   sums[c] = (double)m;
   reduce(red, sums, c + 1);
   const double count = sums[c];
@@ -64,7 +59,7 @@ void batchnorm_forward_train(float *out, float *save_mean, float *save_invstd, f
 
   /* Pass 2: global biased variance around that mean. */
   memset(sums, 0, (size_t)(c + 1) * sizeof(double));
-  channel_sums(sums, in, save_mean, m, c, 1, partial);
+  channel_sums(sums, in, save_mean, m, c, 1);
   reduce(red, sums, c); /* the count is already global */
   for (int ch = 0; ch < c; ch++) {
     double var = sums[ch] / count;
@@ -83,7 +78,6 @@ void batchnorm_forward_train(float *out, float *save_mean, float *save_invstd, f
     for (int ch = 0; ch < c; ch++) y[ch] = (x[ch] - save_mean[ch]) * scale[ch] + beta[ch];
   }
   xfree(scale);
-  xfree(partial);
   xfree(sums);
 }
 
@@ -112,27 +106,17 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
   check_shape(m, c, "batchnorm_backward");
   /* sums = [sum dy (C) | sum dy*xhat (C) | count] */
   double *sums = xcalloc((size_t)(2 * c + 1), sizeof(double), "batchnorm gradient sums");
-  float *partial = xmalloc((size_t)2 * c * sizeof(float), "batchnorm gradient partial sums");
   float *coef_dy = xmalloc((size_t)c * sizeof(float), "batchnorm dx coefficients");
   float *coef_dev = xmalloc((size_t)c * sizeof(float), "batchnorm dx coefficients");
   float *offset = xmalloc((size_t)c * sizeof(float), "batchnorm dx coefficients");
 
   /* sum(dy * xhat) = invstd * sum(dy * (x - mean)) */
-  for (long r0 = 0; r0 < m; r0 += BN_BLOCK) {
-    long r1 = r0 + BN_BLOCK < m ? r0 + BN_BLOCK : m;
-    float *restrict pdy = partial, *restrict pdyx = partial + c;
-    memset(partial, 0, (size_t)2 * c * sizeof(float));
-    for (long r = r0; r < r1; r++) {
-      const float *restrict dy = dout + (size_t)r * c;
-      const float *restrict x = in + (size_t)r * c;
-      for (int ch = 0; ch < c; ch++) {
-        pdy[ch] += dy[ch];
-        pdyx[ch] += dy[ch] * (x[ch] - save_mean[ch]);
-      }
-    }
+  for (long r = 0; r < m; r++) {
+    const float *restrict dy = dout + (size_t)r * c;
+    const float *restrict x = in + (size_t)r * c;
     for (int ch = 0; ch < c; ch++) {
-      sums[ch] += pdy[ch];
-      sums[c + ch] += pdyx[ch];
+      sums[ch] += (double)dy[ch];
+      sums[c + ch] += (double)(dy[ch] * (x[ch] - save_mean[ch]));
     }
   }
   for (int ch = 0; ch < c; ch++) sums[c + ch] *= save_invstd[ch];
@@ -165,6 +149,5 @@ done:
   xfree(offset);
   xfree(coef_dev);
   xfree(coef_dy);
-  xfree(partial);
   xfree(sums);
 }

@@ -264,6 +264,18 @@ static void shifted_tap_sum(float *restrict out, const float *restrict y, int nc
   }
 }
 
+/* C [n*rows, N] = A [n*rows, K] x op(B) + beta*C as one GEMM per image.
+ * OpenBLAS's last bits depend on a GEMM's height and row offset; a batched
+ * GEMM would make an image's result depend on its place in the local batch,
+ * and so the training on the rank count. Every forward and input-gradient
+ * GEMM goes through here; the kernel-gradient GEMMs sum over the batch anyway. */
+static void gemm_each_image(int n, int rows, int N, int K, const float *A, int lda, enum CBLAS_TRANSPOSE trans_b,
+                            const float *B, int ldb, float beta, float *C, int ldc) {
+  for (int i = 0; i < n; i++)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b, rows, N, K, 1.0f, A + (size_t)i * rows * lda, lda, B, ldb, beta,
+                C + (size_t)i * rows * ldc, ldc);
+}
+
 void conv2d_forward(float *out, const float *in, const float *kernel, const float *bias, int n, int h, int w, ConvDims d,
                     int accumulate, float *ws, size_t ws_floats) {
   check_dims(d, n, h, w, "conv2d_forward");
@@ -281,8 +293,7 @@ void conv2d_forward(float *out, const float *in, const float *kernel, const floa
   const float beta = (bias || accumulate) ? 1.0f : 0.0f;
 
   if (p.path == CONV_POINTWISE) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n * h * w, d.cout, d.cin, 1.0f, in, d.cin, kernel, d.cout,
-                beta, out, d.cout);
+    gemm_each_image(n, h * w, d.cout, d.cin, in, d.cin, CblasNoTrans, kernel, d.cout, beta, out, d.cout);
     return;
   }
   const int nc = chunk_images(p, d, n, h, w, ws_floats, "conv2d_forward");
@@ -294,8 +305,8 @@ void conv2d_forward(float *out, const float *in, const float *kernel, const floa
     for (int i0 = 0; i0 < n; i0 += nc) {
       int cnt = n - i0 < nc ? n - i0 : nc;
       /* Y [rows, k*k*cout] = in [rows, cin] x by_output [cin, k*k*cout] */
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cnt * h * w, ydim, d.cin, 1.0f, in + (size_t)i0 * in_image,
-                  d.cin, kscratch, ydim, 0.0f, buf, ydim);
+      gemm_each_image(cnt, h * w, ydim, d.cin, in + (size_t)i0 * in_image, d.cin, CblasNoTrans, kscratch, ydim, 0.0f,
+                      buf, ydim);
       shifted_tap_sum(out + (size_t)i0 * out_image, buf, cnt, h, w, d);
     }
     return;
@@ -303,8 +314,8 @@ void conv2d_forward(float *out, const float *in, const float *kernel, const floa
   for (int i0 = 0; i0 < n; i0 += nc) {
     int cnt = n - i0 < nc ? n - i0 : nc;
     im2col(buf, in + (size_t)i0 * in_image, cnt, h, w, d);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, cnt * oh * ow, d.cout, kdim, 1.0f, buf, kdim, kernel,
-                d.cout, beta, out + (size_t)i0 * out_image, d.cout);
+    gemm_each_image(cnt, oh * ow, d.cout, kdim, buf, kdim, CblasNoTrans, kernel, d.cout, beta,
+                    out + (size_t)i0 * out_image, d.cout);
   }
 }
 
@@ -322,8 +333,8 @@ static void conv2d_backward_stride1(float *din, float *dkernel, const float *dou
     im2col(g, dout + (size_t)i0 * image * d.cout, cnt, h, w, over_dout);
     /* din [rows, cin] += G [rows, k*k*cout] x flipped [k*k*cout, cin] */
     if (din)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, d.cin, gdim, 1.0f, g, gdim, flipped, d.cin, 1.0f,
-                  din + (size_t)i0 * image * d.cin, d.cin);
+      gemm_each_image(cnt, (int)image, d.cin, gdim, g, gdim, CblasNoTrans, flipped, d.cin, 1.0f,
+                      din + (size_t)i0 * image * d.cin, d.cin);
     /* kgrad [cin, k*k*cout] (+)= in^T [cin, rows] x G [rows, k*k*cout] */
     if (dkernel)
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d.cin, gdim, rows, 1.0f, in + (size_t)i0 * image * d.cin,
@@ -354,8 +365,7 @@ void conv2d_backward(float *din, float *dkernel, float *dbias, const float *dout
                   dkernel, d.cout);
     /* din [rows, cin] += dout [rows, cout] x kernel^T [cout, cin] */
     if (din)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, d.cin, d.cout, 1.0f, dout, d.cout, kernel, d.cout,
-                  1.0f, din, d.cin);
+      gemm_each_image(n, h * w, d.cin, d.cout, dout, d.cout, CblasTrans, kernel, d.cout, 1.0f, din, d.cin);
     return;
   }
   if (!din && !dkernel) return;
@@ -376,8 +386,7 @@ void conv2d_backward(float *din, float *dkernel, float *dbias, const float *dout
     if (din) {
       /* dcol [rows, K] = dout [rows, cout] x kernel^T [cout, K], reusing the
        * im2col buffer, then scattered back onto the input pixels. */
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, rows, kdim, d.cout, 1.0f, dout_chunk, d.cout, kernel, d.cout,
-                  0.0f, ws, kdim);
+      gemm_each_image(cnt, oh * ow, kdim, d.cout, dout_chunk, d.cout, CblasTrans, kernel, d.cout, 0.0f, ws, kdim);
       col2im_add(din + (size_t)i0 * in_image, ws, cnt, h, w, d);
     }
   }

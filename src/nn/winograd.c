@@ -326,6 +326,27 @@ VECTOR_CLONES static void din_transform_add(const Plan *p, float *din, size_t t,
   }
 }
 
+/* Chunking that keeps results independent of an image's place in the batch
+ * (and so of the rank count): OpenBLAS's last bits depend on a GEMM's height
+ * and row offset, so the forward and input-gradient GEMMs run once per image
+ * (image_segment), and chunks hold whole images when one fits (chunk_rows),
+ * else pieces of one image starting at its first tile. Every image is thus
+ * computed by the same sequence of GEMM shapes. The kernel-gradient GEMMs sum
+ * over the batch anyway and stay one per chunk. */
+static size_t chunk_rows(const Plan *p, size_t t0) {
+  size_t per_image = (size_t)p->th * p->tw, left = p->tiles - t0;
+  size_t rows = p->cap >= per_image ? p->cap / per_image * per_image : p->cap;
+  if (p->cap < per_image && rows > per_image - t0 % per_image) rows = per_image - t0 % per_image;
+  return rows < left ? rows : left;
+}
+
+/* Rows of chunk [t0, t0 + rows) from row s0 to the end of that image. */
+static size_t image_segment(const Plan *p, size_t t0, size_t s0, size_t rows) {
+  size_t per_image = (size_t)p->th * p->tw;
+  size_t to_image_end = per_image - (t0 + s0) % per_image;
+  return rows - s0 < to_image_end ? rows - s0 : to_image_end;
+}
+
 static void check_args(int n, int h, int w, int cin, int cout, const char *who) {
   if (n < 0 || h < 1 || w < 1 || cin < 1 || cout < 1)
     unet_fatal("%s: invalid shape %dx%dx%dx%d -> %d channels", who, n, h, w, cin, cout);
@@ -337,13 +358,17 @@ void winograd_conv3x3_forward(float *out, const float *in, const float *kernel, 
   if (n == 0) return;
   Plan p = plan_workspace(cin, cout, n, h, w, ws, ws_floats, "winograd_conv3x3_forward");
   kernel_transform(p.u, kernel, cin, cout);
-  for (size_t t0 = 0; t0 < p.tiles; t0 += p.cap) {
-    size_t rows = p.tiles - t0 < p.cap ? p.tiles - t0 : p.cap;
+  for (size_t t0 = 0, rows; t0 < p.tiles; t0 += rows) {
+    rows = chunk_rows(&p, t0);
     for (size_t r = 0; r < rows; r++) input_transform(&p, in, t0 + r, r);
-    /* M[xi] [rows, cout] = V[xi] [rows, cin] x U[xi] [cin, cout] */
-    for (int xi = 0; xi < 16; xi++)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, cout, cin, 1.0f, p.v + xi * p.cap * cin, cin,
-                  p.u + (size_t)xi * cin * cout, cout, 0.0f, p.m + xi * p.cap * cout, cout);
+    /* M[xi] [rows, cout] = V[xi] [rows, cin] x U[xi] [cin, cout], per image */
+    for (size_t s0 = 0, seg; s0 < rows; s0 += seg) {
+      seg = image_segment(&p, t0, s0, rows);
+      for (int xi = 0; xi < 16; xi++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)seg, cout, cin, 1.0f,
+                    p.v + (xi * p.cap + s0) * cin, cin, p.u + (size_t)xi * cin * cout, cout, 0.0f,
+                    p.m + (xi * p.cap + s0) * cout, cout);
+    }
     for (size_t r = 0; r < rows; r++) output_transform(&p, out, bias, accumulate, t0 + r, r);
   }
 }
@@ -354,8 +379,8 @@ void winograd_conv3x3_backward(float *din, float *dkernel, const float *dout, co
   if (n == 0 || (!din && !dkernel)) return;
   Plan p = plan_workspace(cin, cout, n, h, w, ws, ws_floats, "winograd_conv3x3_backward");
   if (din) kernel_transform(p.u, kernel, cin, cout);
-  for (size_t t0 = 0; t0 < p.tiles; t0 += p.cap) {
-    size_t rows = p.tiles - t0 < p.cap ? p.tiles - t0 : p.cap;
+  for (size_t t0 = 0, rows; t0 < p.tiles; t0 += rows) {
+    rows = chunk_rows(&p, t0);
     for (size_t r = 0; r < rows; r++) dout_transform(&p, dout, t0 + r, r);
     if (dkernel) {
       for (size_t r = 0; r < rows; r++) input_transform(&p, in, t0 + r, r);
@@ -365,10 +390,14 @@ void winograd_conv3x3_backward(float *din, float *dkernel, const float *dout, co
                     p.m + xi * p.cap * cout, cout, t0 ? 1.0f : 0.0f, p.du + (size_t)xi * cin * cout, cout);
     }
     if (din) {
-      /* dV[xi] [rows, cin] = dM[xi] [rows, cout] x U[xi]^T [cout, cin], over V */
-      for (int xi = 0; xi < 16; xi++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, cin, cout, 1.0f, p.m + xi * p.cap * cout, cout,
-                    p.u + (size_t)xi * cin * cout, cout, 0.0f, p.v + xi * p.cap * cin, cin);
+      /* dV[xi] [rows, cin] = dM[xi] [rows, cout] x U[xi]^T [cout, cin], over V, per image */
+      for (size_t s0 = 0, seg; s0 < rows; s0 += seg) {
+        seg = image_segment(&p, t0, s0, rows);
+        for (int xi = 0; xi < 16; xi++)
+          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)seg, cin, cout, 1.0f,
+                      p.m + (xi * p.cap + s0) * cout, cout, p.u + (size_t)xi * cin * cout, cout, 0.0f,
+                      p.v + (xi * p.cap + s0) * cin, cin);
+      }
       for (size_t r = 0; r < rows; r++) din_transform_add(&p, din, t0 + r, r);
     }
   }
