@@ -329,7 +329,7 @@ VECTOR_CLONES static void din_transform_add(const Plan *p, float *din, size_t t,
 /* Chunking that keeps results independent of an image's place in the batch
  * (and so of the rank count): OpenBLAS's last bits depend on a GEMM's height
  * and row offset, so the forward and input-gradient GEMMs run once per image
- * (image_segment), and chunks hold whole images when one fits (chunk_rows),
+ * (tile_gemms), and chunks hold whole images when one fits (chunk_rows),
  * else pieces of one image starting at its first tile. Every image is thus
  * computed by the same sequence of GEMM shapes. The kernel-gradient GEMMs sum
  * over the batch anyway and stay one per chunk. */
@@ -340,11 +340,20 @@ static size_t chunk_rows(const Plan *p, size_t t0) {
   return rows < left ? rows : left;
 }
 
-/* Rows of chunk [t0, t0 + rows) from row s0 to the end of that image. */
-static size_t image_segment(const Plan *p, size_t t0, size_t s0, size_t rows) {
-  size_t per_image = (size_t)p->th * p->tw;
-  size_t to_image_end = per_image - (t0 + s0) % per_image;
-  return rows - s0 < to_image_end ? rows - s0 : to_image_end;
+/* dst[xi] [rows, dst_cols] = src[xi] [rows, src_cols] x op(U[xi]) for the 16
+ * tile elements of chunk [t0, t0 + rows), one GEMM per image segment (see
+ * above). U[xi] is [cin, cout]: NoTrans maps cin -> cout, Trans cout -> cin. */
+static void tile_gemms(const Plan *p, size_t t0, size_t rows, enum CBLAS_TRANSPOSE trans_u, const float *src,
+                       int src_cols, float *dst, int dst_cols) {
+  const size_t per_image = (size_t)p->th * p->tw;
+  for (size_t s0 = 0, seg; s0 < rows; s0 += seg) {
+    size_t to_image_end = per_image - (t0 + s0) % per_image;
+    seg = rows - s0 < to_image_end ? rows - s0 : to_image_end;
+    for (int xi = 0; xi < 16; xi++)
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_u, (int)seg, dst_cols, src_cols, 1.0f,
+                  src + (xi * p->cap + s0) * src_cols, src_cols, p->u + (size_t)xi * p->cin * p->cout, p->cout, 0.0f,
+                  dst + (xi * p->cap + s0) * dst_cols, dst_cols);
+  }
 }
 
 static void check_args(int n, int h, int w, int cin, int cout, const char *who) {
@@ -361,14 +370,8 @@ void winograd_conv3x3_forward(float *out, const float *in, const float *kernel, 
   for (size_t t0 = 0, rows; t0 < p.tiles; t0 += rows) {
     rows = chunk_rows(&p, t0);
     for (size_t r = 0; r < rows; r++) input_transform(&p, in, t0 + r, r);
-    /* M[xi] [rows, cout] = V[xi] [rows, cin] x U[xi] [cin, cout], per image */
-    for (size_t s0 = 0, seg; s0 < rows; s0 += seg) {
-      seg = image_segment(&p, t0, s0, rows);
-      for (int xi = 0; xi < 16; xi++)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)seg, cout, cin, 1.0f,
-                    p.v + (xi * p.cap + s0) * cin, cin, p.u + (size_t)xi * cin * cout, cout, 0.0f,
-                    p.m + (xi * p.cap + s0) * cout, cout);
-    }
+    /* M[xi] [rows, cout] = V[xi] [rows, cin] x U[xi] [cin, cout] */
+    tile_gemms(&p, t0, rows, CblasNoTrans, p.v, cin, p.m, cout);
     for (size_t r = 0; r < rows; r++) output_transform(&p, out, bias, accumulate, t0 + r, r);
   }
 }
@@ -390,14 +393,8 @@ void winograd_conv3x3_backward(float *din, float *dkernel, const float *dout, co
                     p.m + xi * p.cap * cout, cout, t0 ? 1.0f : 0.0f, p.du + (size_t)xi * cin * cout, cout);
     }
     if (din) {
-      /* dV[xi] [rows, cin] = dM[xi] [rows, cout] x U[xi]^T [cout, cin], over V, per image */
-      for (size_t s0 = 0, seg; s0 < rows; s0 += seg) {
-        seg = image_segment(&p, t0, s0, rows);
-        for (int xi = 0; xi < 16; xi++)
-          cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)seg, cin, cout, 1.0f,
-                      p.m + (xi * p.cap + s0) * cout, cout, p.u + (size_t)xi * cin * cout, cout, 0.0f,
-                      p.v + (xi * p.cap + s0) * cin, cin);
-      }
+      /* dV[xi] [rows, cin] = dM[xi] [rows, cout] x U[xi]^T [cout, cin], over V */
+      tile_gemms(&p, t0, rows, CblasTrans, p.m, cout, p.v, cin);
       for (size_t r = 0; r < rows; r++) din_transform_add(&p, din, t0 + r, r);
     }
   }
