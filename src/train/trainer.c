@@ -208,10 +208,10 @@ static void write_prediction_pngs(Run *r) {
   uint8_t *images = xmalloc((size_t)k * H * W * 3, "prediction images");
   uint8_t *pred = xmalloc((size_t)H * W, "prediction ids");
   uint8_t *panel = xmalloc((size_t)H * W * 9, "prediction panel");
-  char err[1024], name[4400];
+  char err[1024], name[4400], (*sample)[128] = xcalloc(k, sizeof *sample, "sample names");
   for (int i = 0; i < k; i++) {
-    if (shardset_read(&r->val, i, images + (size_t)i * H * W * 3, r->labels + (size_t)i * H * W, NULL, 0, err,
-                      sizeof err) != 0)
+    if (shardset_read(&r->val, i, images + (size_t)i * H * W * 3, r->labels + (size_t)i * H * W, sample[i],
+                      sizeof sample[i], err, sizeof err) != 0)
       unet_fatal("validation data: %s", err);
     for (size_t j = 0; j < (size_t)H * W * 3; j++) r->x[(size_t)i * H * W * 3 + j] = images[(size_t)i * H * W * 3 + j];
   }
@@ -219,11 +219,10 @@ static void write_prediction_pngs(Run *r) {
   for (int i = 0; i < k; i++) {
     argmax_classes(pred, r->probs + (size_t)i * H * W * C, (long)H * W, C);
     render_prediction_panel(panel, images + (size_t)i * H * W * 3, r->labels + (size_t)i * H * W, pred, H, W);
-    char sample[128] = "";
-    shardset_read(&r->val, i, r->image_u8, pred, sample, sizeof sample, err, sizeof err);
-    snprintf(name, sizeof name, "%s/val_%02d_%s.png", r->dir_pred, i, sample);
+    snprintf(name, sizeof name, "%s/val_%02d_%s.png", r->dir_pred, i, sample[i]);
     if (image_write_png(name, panel, 3 * W, H, 3, err, sizeof err) != 0) unet_warn("%s: %s", name, err);
   }
+  xfree(sample);
   xfree(images);
   xfree(pred);
   xfree(panel);
@@ -386,7 +385,6 @@ static void setup(Run *r, const TrainConfig *c) {
   r->ts.best_val_loss = INFINITY;
   r->ts.seed = c->seed;
   rng_seed(&r->ts.rng, (uint64_t)c->seed);
-  r->ts.world_size = r->size;
   r->ts.global_batch = c->global_batch;
   r->ts.lr = (float)c->lr;
   if (r->rank == 0) {
