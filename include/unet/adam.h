@@ -20,5 +20,9 @@ void adam_init(Adam *a, size_t count, double lr);
 void adam_free(Adam *a);
 /* One step over the whole parameter arena. */
 void adam_step(Adam *a, float *params, const float *grads);
+/* Decoupled weight decay (AdamW, Loshchilov & Hutter 2019), applied before
+ * adam_step with the step's learning rate: params[i] *= 1 - lr * weight_decay
+ * for i in [first, first + count). Not part of Keras' Adam (off by default). */
+void adam_decay_weights(float *params, size_t first, size_t count, double lr, double weight_decay);
 
 #endif

@@ -30,6 +30,8 @@ typedef struct {
   int32_t world_size;   /* rank count that wrote it (informational) */
   int32_t global_batch;
   float lr;
+  int32_t data_order;   /* DATA_ORDER_SHARD / DATA_ORDER_GLOBAL (trainer.h); a resume must keep it */
+  int64_t best_epoch;   /* epoch (1-based) of best_val_loss, 0 when none: --early-stop counts from it */
 } TrainState;
 
 /* 0 ok; -1 with a reason naming the file (and layer) in err. */

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "unet/augment.h"
 #include "unet/shard.h"
 
 typedef struct {
@@ -27,8 +28,11 @@ int shardset_read(ShardSet *s, long index, uint8_t *image, uint8_t *mask, char *
                   size_t err_len);
 
 /* Read samples index[0..n) into x [n,H,W,3] (float 0..255, as the Keras example
- * feeds the network) and labels [n,H,W]. Checks every label < num_classes. */
-int shardset_read_batch(ShardSet *s, const long *index, int n, float *x, uint8_t *labels, uint8_t *scratch_image,
-                        char *err, size_t err_len);
+ * feeds the network) and labels [n,H,W]. Checks every label < num_classes.
+ * aug NULL (or all off): the stored samples; else each sample i is augmented
+ * with the draws of (seed, epoch, index[i]). scratch: SHARDSET_SCRATCH_BYTES(H, W). */
+#define SHARDSET_SCRATCH_BYTES(H, W) ((size_t)(H) * (W) * 7) /* image, mask, augmented image */
+int shardset_read_batch(ShardSet *s, const long *index, int n, const AugmentConfig *aug, uint64_t seed, int64_t epoch,
+                        float *x, uint8_t *labels, uint8_t *scratch, char *err, size_t err_len);
 
 #endif

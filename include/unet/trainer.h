@@ -5,6 +5,9 @@
 #define UNET_TRAINER_H
 #include <stdint.h>
 
+#include "unet/augment.h"
+#include "unet/lr_schedule.h"
+
 /* Exit codes (documented in the README; jobs/train.sbatch relies on them). */
 #define UNET_EXIT_OK 0
 #define UNET_EXIT_ERROR 1
@@ -27,7 +30,23 @@ typedef struct {
   int quiet;
   int bn_recalibrate; /* >0: validate with BN statistics averaged over this many training batches */
   int evaluate_only; /* validate the starting weights, print the metrics, write nothing */
+  /* the recipe beyond Keras (all off by default = the Keras example) */
+  int data_order;           /* DATA_ORDER_SHARD (default) or DATA_ORDER_GLOBAL */
+  AugmentConfig augment;    /* --augment: training samples only */
+  LrScheduleKind lr_schedule;
+  double warmup_epochs;     /* linear warm-up, in epochs (fractions allowed) */
+  int lr_scaling;           /* 1: --lr is for a global batch of 32, scaled linearly to --batch */
+  double weight_decay;      /* decoupled (AdamW) decay of the kernels; 0 = Keras Adam */
+  int early_stop;           /* >0: stop after this many epochs without a new best val_loss */
+  int no_prefetch;          /* 1: read each batch on the training thread (same data, no overlap) */
 } TrainConfig;
+
+#define DATA_ORDER_SHARD 0  /* rank r shuffles its own contiguous slice from (seed, epoch, rank) */
+#define DATA_ORDER_GLOBAL 1 /* one permutation of the whole set from (seed, epoch); any rank reads any shard */
+
+/* --recipe NAME: "keras" (the defaults) or "generalise" (see README); fills c
+ * before the other options override it. 0 ok, -1 unknown name. */
+int train_config_recipe(TrainConfig *c, const char *name);
 
 void train_config_defaults(TrainConfig *c);
 /* Runs on every rank (after comm_init); returns the process exit code. */

@@ -607,3 +607,8 @@ void shard_reader_close(ShardReader *r) {
   if (r->file >= 0) H5Fclose(r->file);
   free(r);
 }
+
+int shard_library_threadsafe(void) {
+  hbool_t safe = 0;
+  return H5is_library_threadsafe(&safe) >= 0 && safe;
+}

@@ -24,7 +24,9 @@
  *   best_val_loss float64 (inf when none), rng_state uint64[4],
  *   world_size, global_batch int32, lr float32,
  *   adam_learning_rate, adam_beta_1, adam_beta_2, adam_epsilon float64 (the
- *   exact Adam hyper-parameters; Keras keeps only a float32 learning rate). */
+ *   exact Adam hyper-parameters; Keras keeps only a float32 learning rate),
+ *   data_order int32, best_epoch int64 (both optional on reading: a checkpoint
+ *   written before they existed used the shard order, best epoch unknown = epoch). */
 #include <stdio.h>
 #include <string.h>
 
@@ -93,6 +95,8 @@ static int write_train(hid_t file, const Adam *opt, const TrainState *ts, const 
       {"adam_beta_1", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &opt->beta1, 0},
       {"adam_beta_2", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &opt->beta2, 0},
       {"adam_epsilon", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &opt->epsilon, 0},
+      {"data_order", H5T_STD_I32LE, H5T_NATIVE_INT32, &ts->data_order, 0},
+      {"best_epoch", H5T_STD_I64LE, H5T_NATIVE_INT64, &ts->best_epoch, 0},
   };
   int rc = 0;
   for (size_t i = 0; i < sizeof items / sizeof items[0] && rc == 0; i++)
@@ -201,6 +205,12 @@ static int read_train(hid_t file, TrainState *ts, AdamHyper *hyper, const char *
     snprintf(what, sizeof what, "/train/%s", items[i].name);
     rc = h5_read_values(g, items[i].name, items[i].mem_type, items[i].data, items[i].count, what, path, err, err_len);
   }
+  ts->data_order = 0;
+  ts->best_epoch = epoch;
+  if (rc == 0 && h5_has(g, "data_order"))
+    rc = h5_read_values(g, "data_order", H5T_NATIVE_INT32, &ts->data_order, 0, "/train/data_order", path, err, err_len);
+  if (rc == 0 && h5_has(g, "best_epoch"))
+    rc = h5_read_values(g, "best_epoch", H5T_NATIVE_INT64, &ts->best_epoch, 0, "/train/best_epoch", path, err, err_len);
   H5Gclose(g);
   ts->epoch = epoch;
   ts->step = step;

@@ -41,3 +41,8 @@ void adam_step(Adam *a, float *params, const float *grads) {
     params[i] -= (m[i] * alpha) / (sqrtf(v[i]) + eps);
   }
 }
+
+void adam_decay_weights(float *params, size_t first, size_t count, double lr, double weight_decay) {
+  float keep = (float)(1.0 - lr * weight_decay);
+  for (size_t i = first; i < first + count; i++) params[i] *= keep;
+}

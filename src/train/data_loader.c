@@ -124,20 +124,28 @@ int shardset_read(ShardSet *s, long index, uint8_t *image, uint8_t *mask, char *
   return shard_reader_read(s->readers[lo], index - s->first[lo], image, mask, name, name_len, err, err_len);
 }
 
-int shardset_read_batch(ShardSet *s, const long *index, int n, float *x, uint8_t *labels, uint8_t *scratch_image,
-                        char *err, size_t err_len) {
+int shardset_read_batch(ShardSet *s, const long *index, int n, const AugmentConfig *aug, uint64_t seed, int64_t epoch,
+                        float *x, uint8_t *labels, uint8_t *scratch, char *err, size_t err_len) {
   size_t pixels = (size_t)s->height * s->width;
+  int augmenting = aug && augment_enabled(aug);
+  uint8_t *image = scratch, *raw_mask = scratch + 3 * pixels;
   for (int i = 0; i < n; i++) {
     uint8_t *mask = labels + i * pixels;
-    if (shardset_read(s, index[i], scratch_image, mask, NULL, 0, err, err_len) != 0) return -1;
-    float *xi = x + i * pixels * 3;
-    for (size_t j = 0; j < pixels * 3; j++) xi[j] = (float)scratch_image[j];
+    if (shardset_read(s, index[i], image, augmenting ? raw_mask : mask, NULL, 0, err, err_len) != 0) return -1;
     for (size_t j = 0; j < pixels; j++)
-      if (mask[j] >= s->num_classes) {
-        snprintf(err, err_len, "sample %ld has class id %d but the data has %d classes", index[i], mask[j],
-                 s->num_classes);
+      if ((augmenting ? raw_mask : mask)[j] >= s->num_classes) {
+        snprintf(err, err_len, "sample %ld has class id %d but the data has %d classes", index[i],
+                 (augmenting ? raw_mask : mask)[j], s->num_classes);
         return -1;
       }
+    float *xi = x + i * pixels * 3;
+    if (augmenting) {
+      uint8_t *out = scratch + 4 * pixels;
+      augment_sample(aug, seed, epoch, index[i], image, raw_mask, s->height, s->width, out, mask);
+      for (size_t j = 0; j < pixels * 3; j++) xi[j] = (float)out[j];
+    } else {
+      for (size_t j = 0; j < pixels * 3; j++) xi[j] = (float)image[j];
+    }
   }
   return 0;
 }

@@ -28,6 +28,7 @@
 #include "unet/image.h"
 #include "unet/metrics.h"
 #include "unet/model.h"
+#include "unet/prefetch.h"
 #include "unet/rng.h"
 #include "unet/util.h"
 
@@ -43,6 +44,25 @@ void train_config_defaults(TrainConfig *c) {
   c->sync_bn = 1;
   c->overlap = 1;
   c->val_images = 4;
+  augment_defaults(&c->augment);
+  c->lr_schedule = LR_CONSTANT;
+}
+
+/* The "generalise" preset: what the ablation in the README showed to help on
+ * ~240 training pets at 160x160 (see README, "A recipe that generalises").
+ * Every piece stays a separate option that overrides it. */
+int train_config_recipe(TrainConfig *c, const char *name) {
+  if (!strcmp(name, "keras")) return 0;
+  if (strcmp(name, "generalise") && strcmp(name, "generalize")) return -1;
+  c->epochs = 60;
+  c->lr = 1e-3;
+  c->lr_schedule = LR_COSINE;
+  c->warmup_epochs = 3;
+  c->weight_decay = 0.05;
+  c->augment.flip = c->augment.scale = c->augment.color = 1;
+  c->bn_recalibrate = 6;
+  c->early_stop = 20;
+  return 0;
 }
 
 int default_threads_per_rank(int local_ranks) {
@@ -88,7 +108,9 @@ typedef struct {
   BatchNormReducer bn;
   float *x;                /* [local_batch, H, W, 3] */
   uint8_t *labels;         /* [local_batch, H, W] */
-  uint8_t *image_u8;       /* one image, for reading */
+  uint8_t *scratch;        /* SHARDSET_SCRATCH_BYTES: one sample being read */
+  Prefetcher *prefetch;    /* the next training batch, prepared on a thread */
+  LrSchedule schedule;     /* learning rate of every step */
   float *probs;            /* [local_batch, H, W, C] */
   char path_last[4096], path_best[4096], path_csv[4096], dir_pred[4096];
 } Run;
@@ -103,7 +125,26 @@ static void rank_slice(long n, int size, int rank, long *first, long *count) {
   *count = b - a;
 }
 
+/* The global order: one permutation of [0, n_train) from (seed, epoch) alone,
+ * the same on every rank and for every rank count. */
+static void global_epoch_order(const Run *r, int64_t epoch, long *order) {
+  for (long i = 0; i < r->n_train; i++) order[i] = i;
+  if (!r->cfg->shuffle) return;
+  UnetRng g;
+  rng_seed(&g, (uint64_t)r->cfg->seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)epoch * 0xD1B54A32D192ED03ull) ^ 0x676c6f62ull);
+  for (long i = r->n_train; i > 1; i--) {
+    long j = (long)rng_below(&g, (uint32_t)i);
+    long t = order[i - 1];
+    order[i - 1] = order[j];
+    order[j] = t;
+  }
+}
+
 static void epoch_order(const Run *r, int64_t epoch, long *order) {
+  if (r->cfg->data_order == DATA_ORDER_GLOBAL) {
+    global_epoch_order(r, epoch, order);
+    return;
+  }
   for (long i = 0; i < r->slice_count; i++) order[i] = i;
   if (!r->cfg->shuffle) return;
   UnetRng g;
@@ -115,6 +156,20 @@ static void epoch_order(const Run *r, int64_t epoch, long *order) {
     order[i - 1] = order[j];
     order[j] = t;
   }
+}
+
+/* The global sample indices of this rank's part of step s of an epoch.
+ * Shard order: the next local_batch of the rank's own shuffled slice.
+ * Global order: step s takes order[s*B, (s+1)*B) of the global permutation and
+ * rank r computes its contiguous part [offset_r, offset_r + local_batch_r). */
+static void batch_indices(const Run *r, const long *order, long s, long *index) {
+  if (r->cfg->data_order == DATA_ORDER_GLOBAL) {
+    int B = r->cfg->global_batch, P = r->size, q = r->rank;
+    long offset = (long)q * (B / P) + (q < B % P ? q : B % P);
+    for (int i = 0; i < r->local_batch; i++) index[i] = order[s * B + offset + i];
+    return;
+  }
+  for (int i = 0; i < r->local_batch; i++) index[i] = r->slice_first + order[s * r->local_batch + i];
 }
 
 /* Everything that must be identical on every rank, broadcast from rank 0. */
@@ -162,7 +217,7 @@ static void validate(Run *r, ValResult *out) {
     long first = j * VAL_CHUNK;
     int n = (int)(V - first < VAL_CHUNK ? V - first : VAL_CHUNK);
     for (int i = 0; i < n; i++) index[i] = first + i;
-    if (shardset_read_batch(&r->val, index, n, r->x, r->labels, r->image_u8, err, sizeof err) != 0)
+    if (shardset_read_batch(&r->val, index, n, NULL, 0, 0, r->x, r->labels, r->scratch, err, sizeof err) != 0)
       unet_fatal("validation data: %s", err);
     unet_predict(m, r->x, n, r->probs);
     per_image_xent(losses + mine, unet_last_logits(m), r->labels, n, pixels, C);
@@ -240,9 +295,10 @@ static float *recalibrate_batchnorm(Run *r, const long *order) {
   char err[1024];
   float momentum = m->bn_momentum;
   for (int k = 1; k <= r->cfg->bn_recalibrate; k++) {
-    long s = (k - 1) % r->steps_per_epoch;
-    for (int i = 0; i < r->local_batch; i++) index[i] = r->slice_first + order[s * r->local_batch + i];
-    if (shardset_read_batch(&r->train, index, r->local_batch, r->x, r->labels, r->image_u8, err, sizeof err) != 0)
+    batch_indices(r, order, (k - 1) % r->steps_per_epoch, index);
+    /* not augmented: the statistics are those of the images validation sees */
+    if (shardset_read_batch(&r->train, index, r->local_batch, NULL, 0, 0, r->x, r->labels, r->scratch, err,
+                            sizeof err) != 0)
       unet_fatal("training data: %s", err);
     m->bn_momentum = 1.0f - 1.0f / (float)k;
     unet_update_batch_stats(m, r->x, r->local_batch, r->bn);
@@ -256,7 +312,7 @@ static float *recalibrate_batchnorm(Run *r, const long *order) {
 static void csv_header(FILE *f, int C) {
   fprintf(f, "epoch,step,train_loss,val_loss,val_accuracy");
   for (int k = 0; k < C; k++) fprintf(f, ",iou_%d", k);
-  fprintf(f, ",mean_iou,images_per_s,epoch_seconds,elapsed_seconds,best\n");
+  fprintf(f, ",mean_iou,images_per_s,epoch_seconds,elapsed_seconds,best,lr,data_wait_seconds\n");
 }
 
 /* New run: header only. Resume from epoch k: keep the header and rows of
@@ -286,7 +342,7 @@ static void csv_prepare(Run *r) {
 }
 
 static void csv_append(Run *r, double train_loss, const ValResult *v, int have_val, double ips, double epoch_s,
-                       double elapsed, int best) {
+                       double elapsed, int best, double lr, double data_wait) {
   FILE *f = fopen(r->path_csv, "a");
   if (!f) unet_fatal("%s: cannot append: %s", r->path_csv, strerror(errno));
   int C = r->model.num_classes;
@@ -299,7 +355,7 @@ static void csv_append(Run *r, double train_loss, const ValResult *v, int have_v
     fprintf(f, ",");
     for (int k = 0; k < C; k++) fprintf(f, ",");
   }
-  fprintf(f, ",%.3f,%.2f,%.2f,%d\n", ips, epoch_s, elapsed, best);
+  fprintf(f, ",%.3f,%.2f,%.2f,%d,%.9g,%.3f\n", ips, epoch_s, elapsed, best, lr, data_wait);
   if (fclose(f) != 0) unet_fatal("%s: write failed: %s", r->path_csv, strerror(errno));
 }
 
@@ -358,6 +414,7 @@ static void setup(Run *r, const TrainConfig *c) {
     long steps = count / local_batch_of(c->global_batch, r->size, q);
     if (r->steps_per_epoch < 0 || steps < r->steps_per_epoch) r->steps_per_epoch = steps;
   }
+  if (c->data_order == DATA_ORDER_GLOBAL) r->steps_per_epoch = r->n_train / c->global_batch;
   if (r->steps_per_epoch == 0)
     unet_fatal("%ld training samples over %d ranks give fewer samples per rank than the local batch (global batch "
                "%d): lower --batch or use more data",
@@ -374,7 +431,7 @@ static void setup(Run *r, const TrainConfig *c) {
   size_t pix = (size_t)m->height * m->width;
   r->x = xmalloc((size_t)buffer_batch * pix * 3 * sizeof(float), "input batch");
   r->labels = xmalloc((size_t)buffer_batch * pix, "label batch");
-  r->image_u8 = xmalloc(pix * 3, "image buffer");
+  r->scratch = xmalloc(SHARDSET_SCRATCH_BYTES(m->height, m->width), "sample buffer");
   r->probs = xmalloc((size_t)buffer_batch * pix * m->num_classes * sizeof(float), "probabilities");
 
   unet_path_join(r->path_last, sizeof r->path_last, c->out_dir, "last.ckpt.h5");
@@ -387,6 +444,7 @@ static void setup(Run *r, const TrainConfig *c) {
   rng_seed(&r->ts.rng, (uint64_t)c->seed);
   r->ts.global_batch = c->global_batch;
   r->ts.lr = (float)c->lr;
+  r->ts.data_order = c->data_order;
   if (r->rank == 0) {
     if (!c->dump_gradients && !c->evaluate_only && unet_mkdir_p(c->out_dir) != 0)
       unet_fatal("%s: cannot create run directory: %s", c->out_dir, strerror(errno));
@@ -396,7 +454,13 @@ static void setup(Run *r, const TrainConfig *c) {
         unet_fatal("--resume: %s", err);
       if (r->ts.global_batch != c->global_batch)
         unet_warn("resuming a run trained with global batch %d at batch %d", r->ts.global_batch, c->global_batch);
-      if (r->ts.world_size != r->size)
+      if (r->ts.data_order != c->data_order)
+        unet_fatal("--resume: %s was trained with --data-order %s; resuming it with --data-order %s would change the "
+                   "run (pass --data-order %s)",
+                   r->path_last, r->ts.data_order == DATA_ORDER_GLOBAL ? "global" : "shard",
+                   c->data_order == DATA_ORDER_GLOBAL ? "global" : "shard",
+                   r->ts.data_order == DATA_ORDER_GLOBAL ? "global" : "shard");
+      if (r->ts.world_size != r->size && c->data_order == DATA_ORDER_SHARD)
         unet_warn("resuming a run written by %d rank(s) with %d: the data order differs from an uninterrupted run",
                   r->ts.world_size, r->size);
       r->opt.lr = c->lr; /* --lr may change on resume */
@@ -414,6 +478,12 @@ static void setup(Run *r, const TrainConfig *c) {
   r->ts.world_size = r->size;
   r->sync = gradsync_create(m->grads, m->num_params, c->overlap, 1 << 16);
   r->bn = c->sync_bn ? comm_batchnorm_reducer() : (BatchNormReducer){0};
+  /* Debian's HDF5 is thread-safe; a build that is not gets the same reads
+   * done synchronously (identical data, no overlap) */
+  r->prefetch = prefetch_create(&r->train, r->local_batch, !c->no_prefetch && shard_library_threadsafe());
+  double base_lr = c->lr_scaling ? c->lr * c->global_batch / 32.0 : c->lr;
+  r->schedule = (LrSchedule){c->lr_schedule, base_lr, (int64_t)llround(c->warmup_epochs * r->steps_per_epoch),
+                             (int64_t)c->epochs * r->steps_per_epoch, 0.1};
   if (r->rank == 0 && !c->quiet)
     unet_info("%d rank(s) x %d thread(s); %ld training samples (%ld on rank 0), %ld validation; global batch %d "
               "(%d on rank 0), %ld steps per epoch; model %dx%d, %d classes, %zu parameters; activations %.0f MB",
@@ -426,7 +496,8 @@ static void teardown(Run *r) {
   gradsync_free(r->sync);
   xfree(r->x);
   xfree(r->labels);
-  xfree(r->image_u8);
+  xfree(r->scratch);
+  prefetch_free(r->prefetch);
   xfree(r->probs);
   adam_free(&r->opt);
   unet_destroy(&r->model);
@@ -442,7 +513,7 @@ int train_run(const TrainConfig *c) {
   const double global_pixels = (double)c->global_batch * m->height * m->width;
   const float loss_scale = (float)(1.0 / global_pixels);
   int is_root = r->rank == 0, tty = isatty(2) && !c->quiet;
-  long *order = xmalloc((r->slice_count + 1) * sizeof(long), "epoch order");
+  long *order = xmalloc((r->n_train + 1) * sizeof(long), "epoch order");
   long *index = xmalloc(r->local_batch * sizeof(long), "batch index");
   char err[1024];
   int exit_code = UNET_EXIT_OK;
@@ -469,17 +540,27 @@ int train_run(const TrainConfig *c) {
 
   while (r->ts.epoch < c->epochs) {
     epoch_order(r, r->ts.epoch, order);
-    double epoch_start = unet_now(), loss_sum = 0;
+    double epoch_start = unet_now(), loss_sum = 0, data_wait = 0, lr = 0;
     long steps_run = 0;
     int stop = 0;
+    const AugmentConfig *aug = augment_enabled(&c->augment) ? &c->augment : NULL;
+    if (r->ts.step_in_epoch < r->steps_per_epoch) {
+      batch_indices(r, order, r->ts.step_in_epoch, index);
+      prefetch_submit(r->prefetch, index, r->local_batch, aug, (uint64_t)c->seed, r->ts.epoch);
+    }
     for (long s = r->ts.step_in_epoch; s < r->steps_per_epoch; s++) {
-      for (int i = 0; i < r->local_batch; i++) index[i] = r->slice_first + order[s * r->local_batch + i];
-      if (shardset_read_batch(&r->train, index, r->local_batch, r->x, r->labels, r->image_u8, err, sizeof err) != 0)
-        unet_fatal("training data: %s", err);
+      float *x;
+      uint8_t *labels;
+      double waited;
+      if (prefetch_take(r->prefetch, &x, &labels, &waited, err, sizeof err) != 0) unet_fatal("training data: %s", err);
+      data_wait += waited;
+      if (s + 1 < r->steps_per_epoch) { /* the next batch is read while this step computes */
+        batch_indices(r, order, s + 1, index);
+        prefetch_submit(r->prefetch, index, r->local_batch, aug, (uint64_t)c->seed, r->ts.epoch);
+      }
       memset(m->grads, 0, m->num_params * sizeof(float));
       gradsync_begin(r->sync);
-      double local_loss =
-          unet_train_step(m, r->x, r->labels, r->local_batch, loss_scale, r->bn, gradsync_ready, r->sync);
+      double local_loss = unet_train_step(m, x, labels, r->local_batch, loss_scale, r->bn, gradsync_ready, r->sync);
       gradsync_finish(r->sync);
       /* one small allreduce: the global loss and whether any rank got a stop signal */
       double agree[2] = {local_loss, g_stop_signal ? 1.0 : 0.0};
@@ -500,6 +581,12 @@ int train_run(const TrainConfig *c) {
           unet_info("wrote the gradient of step 1 (loss %.6f) to %s", step_loss, c->dump_gradients);
         goto done;
       }
+      lr = lr_at_step(&r->schedule, r->opt.iterations);
+      r->opt.lr = lr;
+      if (c->weight_decay > 0) /* kernels only: biases and BatchNorm are not decayed */
+        for (int k = 0; k < m->num_vars; k++)
+          if (m->vars[k].trainable && m->vars[k].ndim > 1)
+            adam_decay_weights(m->params, m->vars[k].offset, m->vars[k].size, lr, c->weight_decay);
       adam_step(&r->opt, m->params, m->grads);
       r->ts.step++;
       r->ts.step_in_epoch = s + 1;
@@ -514,6 +601,7 @@ int train_run(const TrainConfig *c) {
       if (c->max_steps > 0 && r->ts.step >= c->max_steps) stop = 2;
       if (stop) break;
     }
+    prefetch_drain(r->prefetch); /* a stop leaves the next batch requested */
     if (tty && is_root) fputc('\n', stderr);
     double train_seconds = unet_now() - epoch_start;
     if (stop) {
@@ -544,6 +632,7 @@ int train_run(const TrainConfig *c) {
     if (is_root) {
       if (have_val && v.loss < r->ts.best_val_loss) {
         r->ts.best_val_loss = v.loss;
+        r->ts.best_epoch = r->ts.epoch;
         best = 1;
         if (weights_save_keras(m, r->path_best, err, sizeof err) != 0) unet_fatal("writing best weights: %s", err);
       }
@@ -556,22 +645,31 @@ int train_run(const TrainConfig *c) {
     if (is_root) {
       save_checkpoint(r);
       double elapsed = unet_now() - run_start;
-      csv_append(r, train_loss, &v, have_val, ips, train_seconds, elapsed, best);
+      csv_append(r, train_loss, &v, have_val, ips, train_seconds, elapsed, best, lr, data_wait);
       if (!c->quiet) {
         char ious[512] = "";
         size_t used = 0;
         for (int k = 0; k < m->num_classes && used < sizeof ious - 16; k++)
           used += snprintf(ious + used, sizeof ious - used, "%s%.3f", k ? " " : "", v.iou[k]);
         if (have_val)
-          unet_info("epoch %lld/%d  loss %.4f  val_loss %.4f  acc %.4f  IoU [%s]  mIoU %.4f  %.2f img/s  %.1fs%s",
+          unet_info("epoch %lld/%d  loss %.4f  val_loss %.4f  acc %.4f  IoU [%s]  mIoU %.4f  %.2f img/s  data wait "
+                    "%.2fs  lr %.3g  %.1fs%s",
                     (long long)r->ts.epoch, c->epochs, train_loss, v.loss, v.accuracy, ious, v.mean_iou, ips,
-                    elapsed, best ? "  (best)" : "");
+                    data_wait, lr, elapsed, best ? "  (best)" : "");
         else
           unet_info("epoch %lld/%d  loss %.4f  %.2f img/s  %.1fs", (long long)r->ts.epoch, c->epochs, train_loss, ips,
                     elapsed);
       }
     }
     comm_bcast(&r->ts.best_val_loss, sizeof r->ts.best_val_loss, 0);
+    comm_bcast(&r->ts.best_epoch, sizeof r->ts.best_epoch, 0);
+    if (c->early_stop > 0 && r->val.total > 0 && r->ts.epoch - r->ts.best_epoch >= c->early_stop &&
+        r->ts.epoch < c->epochs) {
+      if (is_root && !c->quiet)
+        unet_info("early stop after epoch %lld: no new best val_loss for %d epochs (best %.4f at epoch %lld)",
+                  (long long)r->ts.epoch, c->early_stop, r->ts.best_val_loss, (long long)r->ts.best_epoch);
+      break;
+    }
     if (comm_allreduce_max_int(g_stop_signal ? 1 : 0)) {
       /* signal arrived during validation: the epoch checkpoint is written */
       if (is_root)

@@ -31,6 +31,19 @@ static void usage(FILE *f) {
           "  --dump-gradients FILE write the first step's averaged gradient (Keras layout) and exit\n"
           "  --evaluate            only validate the starting weights (--init-weights or --resume) and print\n"
           "  --quiet               only errors\n"
+          "the recipe beyond Keras (off by default; see README):\n"
+          "  --recipe keras|generalise  keras (default): the example's recipe; generalise: augmentation,\n"
+          "                        lr 1e-3 cosine with 3 warm-up epochs, weight decay 0.05, --bn-recalibrate 6,\n"
+          "                        --early-stop 20, 60 epochs; later options override its parts\n"
+          "  --data-order shard|global  shard (default): each rank shuffles its own slice; global: one\n"
+          "                        permutation of the whole set per epoch, independent of the rank count\n"
+          "  --augment LIST        flip,scale,color (any subset) or none: training samples only\n"
+          "  --lr-schedule constant|cosine|step  (default constant; step: x0.1 at 1/2 and 3/4 of the run)\n"
+          "  --warmup-epochs E     linear warm-up over E epochs (default 0)\n"
+          "  --lr-scaling linear|none  linear: --lr is for a global batch of 32, scaled by batch/32\n"
+          "  --weight-decay W      decoupled (AdamW) decay of the kernels (default 0 = Keras Adam)\n"
+          "  --early-stop N        stop after N epochs without a new best val_loss (default 0 = off)\n"
+          "  --no-prefetch         read each batch on the training thread (same data, no overlap)\n"
           "exit codes: 0 done, 1 error, 2 usage, 3 stopped by SIGTERM/SIGUSR1 with last.ckpt.h5 written\n"
           "            (resume with --resume), 4 loss became NaN/inf\n");
 }
@@ -49,6 +62,12 @@ int main(int argc, char **argv) {
   TrainConfig c;
   train_config_defaults(&c);
   int bad = 0;
+  /* --recipe first, wherever it stands: the other options override its parts */
+  for (int i = 1; i + 1 < argc; i++)
+    if (!strcmp(argv[i], "--recipe") && train_config_recipe(&c, argv[i + 1]) != 0) {
+      unet_error("--recipe: unknown recipe '%s' (known: keras, generalise)", argv[i + 1]);
+      bad = 1;
+    }
   for (int i = 1; i < argc && !bad; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     long n;
@@ -74,7 +93,39 @@ int main(int argc, char **argv) {
       c.lr = d;
       i++;
     }
+    else if (!strcmp(a, "--recipe") && v) i++; /* applied above */
+    else if (!strcmp(a, "--data-order") && v) {
+      if (!strcmp(v, "shard")) c.data_order = DATA_ORDER_SHARD;
+      else if (!strcmp(v, "global")) c.data_order = DATA_ORDER_GLOBAL;
+      else { unet_error("--data-order: '%s' is neither shard nor global", v); bad = 1; }
+      i++;
+    }
+    else if (!strcmp(a, "--augment") && v) {
+      char e[256];
+      if (augment_parse(v, &c.augment, e, sizeof e) != 0) { unet_error("%s", e); bad = 1; }
+      i++;
+    }
+    else if (!strcmp(a, "--lr-schedule") && v) {
+      if (lr_schedule_parse(v, &c.lr_schedule) != 0) {
+        unet_error("--lr-schedule: '%s' is not constant, cosine or step", v);
+        bad = 1;
+      }
+      i++;
+    }
+    else if (!strcmp(a, "--lr-scaling") && v) {
+      if (!strcmp(v, "linear")) c.lr_scaling = 1;
+      else if (!strcmp(v, "none")) c.lr_scaling = 0;
+      else { unet_error("--lr-scaling: '%s' is neither linear nor none", v); bad = 1; }
+      i++;
+    }
+    else if (!strcmp(a, "--warmup-epochs") || !strcmp(a, "--weight-decay")) {
+      if (!v || unet_parse_double(v, &d) != 0 || !(d >= 0)) { unet_error("%s needs a number >= 0", a); bad = 1; }
+      if (!strcmp(a, "--warmup-epochs")) c.warmup_epochs = d; else c.weight_decay = d;
+      i++;
+    }
+    else if (!strcmp(a, "--early-stop")) { bad = need_int(a, v, 0, &n); c.early_stop = (int)n; i++; }
     else if (!strcmp(a, "--resume")) c.resume = 1;
+    else if (!strcmp(a, "--no-prefetch")) c.no_prefetch = 1;
     else if (!strcmp(a, "--no-shuffle")) c.shuffle = 0;
     else if (!strcmp(a, "--no-sync-bn")) c.sync_bn = 0;
     else if (!strcmp(a, "--no-overlap")) c.overlap = 0;

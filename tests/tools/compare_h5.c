@@ -5,8 +5,13 @@
  *       meaningless where float sums cancel, e.g. the gradient of a bias that
  *       feeds a BatchNorm, exactly zero in exact arithmetic)
  *   compare-h5 A B --exact      bit-identical values
+ *   --apart GLOBS --apart-max Z: datasets matching one of the comma-separated
+ *       fnmatch patterns are compared apart, elementwise |a-b| <= Z (the biases
+ *       that feed a BatchNorm: zero true gradient, so under Adam they move by
+ *       float noise scaled to the learning rate, not in proportion to a value)
  * Prints the worst dataset; exit 0 equal, 1 different, 2 unreadable. */
 #include <hdf5.h>
+#include <fnmatch.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +22,9 @@ typedef struct {
   double rtol, atol;
   int exact, compared, failed;
   double worst_rel;
+  const char *apart;
+  double apart_max, apart_worst;
+  int apart_count;
   char worst[512];
 } Ctx;
 
@@ -35,6 +43,15 @@ static float *read_all(hid_t file, const char *name, hssize_t *n) {
   return buf;
 }
 
+static int is_apart(const char *globs, const char *name) {
+  if (!globs) return 0;
+  char buf[1024];
+  snprintf(buf, sizeof buf, "%s", globs);
+  for (char *save = NULL, *g = strtok_r(buf, ",", &save); g; g = strtok_r(NULL, ",", &save))
+    if (fnmatch(g, name, 0) == 0) return 1;
+  return 0;
+}
+
 static herr_t visit(hid_t obj, const char *name, const H5O_info_t *info, void *op) {
   Ctx *c = op;
   if (info->type != H5O_TYPE_DATASET || strncmp(name, "layers/", 7) != 0) return 0;
@@ -47,6 +64,19 @@ static herr_t visit(hid_t obj, const char *name, const H5O_info_t *info, void *o
   hssize_t na = 0, nb = 0;
   float *a = read_all(obj, name, &na), *b = read_all(c->other, name, &nb);
   c->compared++;
+  if (a && b && na == nb && !c->exact && is_apart(c->apart, name)) {
+    double dev = 0;
+    for (hssize_t i = 0; i < na; i++) dev = fmax(dev, fabs((double)a[i] - b[i]));
+    c->apart_count++;
+    c->apart_worst = fmax(c->apart_worst, dev);
+    if (dev > c->apart_max) {
+      c->failed++;
+      fprintf(stderr, "  %s (apart): max |diff| %.3g > %.3g\n", name, dev, c->apart_max);
+    }
+    free(a);
+    free(b);
+    return 0;
+  }
   if (!a || !b || na != nb) {
     fprintf(stderr, "%s: missing or different size in the second file\n", name);
     c->failed++;
@@ -88,6 +118,8 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[i], "--exact")) c.exact = 1;
     else if (!strcmp(argv[i], "--rtol") && i + 1 < argc) c.rtol = atof(argv[++i]);
     else if (!strcmp(argv[i], "--atol") && i + 1 < argc) c.atol = atof(argv[++i]);
+    else if (!strcmp(argv[i], "--apart") && i + 1 < argc) c.apart = argv[++i];
+    else if (!strcmp(argv[i], "--apart-max") && i + 1 < argc) c.apart_max = atof(argv[++i]);
   }
   H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
   hid_t fa = H5Fopen(argv[1], H5F_ACC_RDONLY, H5P_DEFAULT), fb = H5Fopen(argv[2], H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -99,6 +131,7 @@ int main(int argc, char **argv) {
   H5Ovisit2(fa, H5_INDEX_NAME, H5_ITER_NATIVE, visit, &c, H5O_INFO_BASIC);
   printf("%d datasets compared, %d differ (%s); worst: %s, relative %.3g\n", c.compared, c.failed,
          c.exact ? "exact" : "rtol", c.worst, c.worst_rel);
+  if (c.apart_count) printf("%d compared apart, worst max |diff| %.3g\n", c.apart_count, c.apart_worst);
   H5Fclose(fa);
   H5Fclose(fb);
   return c.failed || c.compared == 0 ? 1 : 0;
