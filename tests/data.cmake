@@ -10,3 +10,5 @@ if(TARGET unet_image AND TARGET unet-preprocess AND TARGET unet-synth)
     add_dependencies(test_preprocess_${part} unet-preprocess unet-synth)
   endforeach()
 endif()
+# Augmentation (src/data/augment.c) and learning-rate schedules (src/train/lr_schedule.c).
+unet_add_test(NAME test_augment SOURCES tests/test_augment.c src/train/lr_schedule.c LIBS unet_data m TIMEOUT 60)
