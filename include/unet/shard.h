@@ -44,11 +44,11 @@ const char *shard_writer_tmp_path(const ShardWriter *w);
 long shard_writer_count(const ShardWriter *w);
 
 typedef struct ShardReader ShardReader;
-/* Opens and validates the schema; on failure err names the file and the
- * dataset or attribute that is missing or wrong. */
 /* 1 when the HDF5 library was built thread-safe (Debian's is): readers may
  * then be used from a thread other than the one that opened them. */
 int shard_library_threadsafe(void);
+/* Opens and validates the schema; on failure err names the file and the
+ * dataset or attribute that is missing or wrong. */
 ShardReader *shard_reader_open(const char *path, char *err, size_t err_len);
 const ShardInfo *shard_reader_info(const ShardReader *r);
 long shard_reader_count(const ShardReader *r);
