@@ -1,0 +1,6 @@
+# ONNX export checked by ONNX Runtime, and the learning-curve SVG.
+add_executable(resized-rgb tests/tools/resized_rgb.c)
+target_link_libraries(resized-rgb PRIVATE unet_image)
+add_test(NAME test_export COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_export.sh ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
+set_tests_properties(test_export PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS "export"
+  ENVIRONMENT "UNET_SHARED_DIR=${UNET_SHARED_DIR};OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;ASAN_OPTIONS=detect_leaks=0")
