@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the project needs on Debian 12, skipping what is already there.
 # Usage: jobs/install-deps.sh [extra-debian-packages...]   (as root or with sudo)
+# The ONNX export encodes Debian's onnx.proto (libonnx-dev) with protobuf-c
+# (libprotobuf-c-dev, protobuf-c-compiler: protoc-c generates the C code).
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libpng-dev
-      libjpeg62-turbo-dev libturbojpeg0-dev libhdf5-dev hdf5-tools "$@")
+      libjpeg62-turbo-dev libturbojpeg0-dev libhdf5-dev hdf5-tools
+      libprotobuf-c-dev protobuf-c-compiler libonnx-dev "$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

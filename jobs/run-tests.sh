@@ -2,10 +2,17 @@
 # The README's second command (and CI's): install what is missing, build, and run
 # the whole CTest suite, then the same suite under AddressSanitizer + UBSan.
 # Tests that need ../shared data or a SLURM cluster skip with a message when absent.
+# Browser and ONNX Runtime tests need Debian's chromium and Node's npm (ONNX Runtime
+# itself is installed by the test into the build dir); they skip where those
+# cannot be installed.
 # Usage: jobs/run-tests.sh   Environment: SKIP_SANITIZE=1 to skip the sanitizer pass.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/jobs/install-deps.sh" slurm-wlm munge
+optional=(chromium fonts-dejavu-core)
+command -v npm >/dev/null || optional+=(nodejs npm)
+"$root/jobs/install-deps.sh" "${optional[@]}" ||
+  echo "warning: could not install ${optional[*]}: the browser and ONNX Runtime tests will skip" >&2
 "$root/jobs/build.sh" "$root/build"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 (cd "$root/build" && ctest --output-on-failure -j2 --timeout 900)

@@ -15,6 +15,8 @@ head -1 run/metrics.csv | grep -q "epoch,step,train_loss,val_loss,val_accuracy,i
 [ -f run/best.weights.h5 ] && [ -f run/last.ckpt.h5 ] && pass "best.weights.h5 and last.ckpt.h5" || fail "missing weights files"
 [ "$(ls run/predictions/*.png | wc -l)" -eq 4 ] && pass "4 prediction PNGs" || fail "prediction PNGs: $(ls run/predictions)"
 ls run | grep -q tmp && fail "temporary files left: $(ls run)" || pass "no temporary files left"
+grep -q ">4 epochs; best epoch" run/curves.svg && pass "curves.svg: $(grep -o '4 epochs; best epoch [0-9]*' run/curves.svg)" \
+  || fail "curves.svg: $(ls run)"
 
 # --bn-recalibrate: validation with recomputed BN statistics, training untouched
 "$BUILD/unet-train" --data data --out runr --epochs 4 --batch 8 --lr 1e-3 --threads 1 --quiet --bn-recalibrate 3
@@ -29,6 +31,7 @@ fi
 # --val 0: no validation, no best weights, still a checkpoint
 "$BUILD/unet-train" --data noval --out run0 --epochs 1 --batch 8 --threads 1 --quiet
 [ -f run0/last.ckpt.h5 ] && [ ! -f run0/best.weights.h5 ] && pass "--val 0 keeps only last.ckpt.h5" || fail "--val 0 outputs: $(ls run0)"
+grep -q "no validation data" run0/curves.svg && pass "--val 0: curves.svg of the training loss" || fail "--val 0 curves: $(ls run0)"
 
 # --steps N stops after step N with a checkpoint
 "$BUILD/unet-train" --data data --out runs --epochs 10 --batch 8 --threads 1 --steps 3 --quiet

@@ -14,6 +14,8 @@ TRAIN=("${MPIRUN[@]}" -np 2 "$BUILD/unet-train" --data data --batch 8 --lr 1e-3 
 out=$("$BUILD/compare-h5" split/last.ckpt.h5 straight/last.ckpt.h5 --exact) && pass "resume after epoch 2: $out" || fail "resume after epoch 2: $out"
 [ "$(wc -l < split/metrics.csv)" -eq 5 ] && pass "metrics.csv continues: 4 epoch rows" || fail "metrics.csv: $(cat split/metrics.csv)"
 out=$("$BUILD/compare-h5" split/best.weights.h5 straight/best.weights.h5 --exact) && pass "same best weights" || fail "best weights differ: $out"
+cmp -s split/curves.svg straight/curves.svg && pass "the resumed run's curves.svg equals the straight run's" \
+  || fail "curves.svg differs after resume"
 
 # stopped mid-epoch by --steps, resumed
 "${TRAIN[@]}" --out mid --epochs 4 --steps 9

@@ -39,6 +39,9 @@ int weights_save_keras(const UNet *m, const char *path, char *err, size_t err_le
 /* Loads every variable; a missing layer/variable or a wrong shape fails with a
  * message naming the layer and both shapes, leaving the model unchanged. */
 int weights_load_keras(UNet *m, const char *path, char *err, size_t err_len);
+/* The class count a weights file (or checkpoint) was trained for, from the
+ * shape of the head layer's kernel. 0 ok; -1 with a reason naming the file. */
+int weights_num_classes(const char *path, int *classes, char *err, size_t err_len);
 
 /* The gradients in m->grads in the weights-file layout: /layers/<name>/vars/<i>
  * for the trainable variables only (BatchNorm: gamma and beta). */

@@ -180,3 +180,38 @@ int weights_load_keras(UNet *m, const char *path, char *err, size_t err_len) {
   h5_quiet_end(&q);
   return rc;
 }
+
+/* The class count is the last dimension of the head's kernel; the head is the
+ * model's last layer with variables (model_build.c), whatever its name. */
+int weights_num_classes(const char *path, int *classes, char *err, size_t err_len) {
+  UNet probe;
+  if (unet_create(&probe, 16, 16, 2, err, err_len) != 0) return -1;
+  char head[UNET_NAME_LEN];
+  snprintf(head, sizeof head, "%s", probe.vars[probe.num_vars - 1].layer);
+  unet_destroy(&probe);
+  H5Quiet q;
+  h5_quiet_begin(&q);
+  int rc = -1;
+  hid_t f = h5_open_read(path, err, err_len);
+  if (f >= 0) {
+    char dset[128];
+    snprintf(dset, sizeof dset, "/layers/%s/vars/0", head);
+    hid_t d = H5Lexists(f, "/layers", H5P_DEFAULT) > 0 && H5Lexists(f, dset, H5P_DEFAULT) > 0
+                  ? H5Dopen2(f, dset, H5P_DEFAULT)
+                  : H5I_INVALID_HID;
+    if (d >= 0) {
+      hid_t sp = H5Dget_space(d);
+      hsize_t dims[4];
+      if (H5Sget_simple_extent_ndims(sp) == 4 && H5Sget_simple_extent_dims(sp, dims, NULL) == 4) {
+        *classes = (int)dims[3];
+        rc = 0;
+      }
+      H5Sclose(sp);
+      H5Dclose(d);
+    }
+    if (rc != 0) io_fail(err, err_len, path, "no head layer %s with a 4-d kernel (pass --classes)", head);
+    H5Fclose(f);
+  }
+  h5_quiet_end(&q);
+  return rc;
+}

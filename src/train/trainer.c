@@ -24,6 +24,7 @@
 #include "unet/adam.h"
 #include "unet/checkpoint.h"
 #include "unet/comm.h"
+#include "unet/curves.h"
 #include "unet/data_loader.h"
 #include "unet/image.h"
 #include "unet/metrics.h"
@@ -646,6 +647,7 @@ int train_run(const TrainConfig *c) {
       save_checkpoint(r);
       double elapsed = unet_now() - run_start;
       csv_append(r, train_loss, &v, have_val, ips, train_seconds, elapsed, best, lr, data_wait);
+      curves_update_run(c->out_dir);
       if (!c->quiet) {
         char ious[512] = "";
         size_t used = 0;

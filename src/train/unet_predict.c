@@ -29,32 +29,6 @@ static void usage(FILE *f) {
           "  --threads N      OpenBLAS threads (default: all cores)\n");
 }
 
-/* The head conv2d_8's kernel (3,3,32,C) tells the class count. */
-static int classes_from_weights(const char *path, int *classes, char *err, size_t err_len) {
-  H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-  hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (f < 0) {
-    snprintf(err, err_len, "%s: cannot open as HDF5", path);
-    return -1;
-  }
-  int rc = -1;
-  hid_t d = H5Dopen2(f, "/layers/conv2d_8/vars/0", H5P_DEFAULT);
-  if (d >= 0) {
-    hid_t sp = H5Dget_space(d);
-    hsize_t dims[4];
-    if (H5Sget_simple_extent_ndims(sp) == 4) {
-      H5Sget_simple_extent_dims(sp, dims, NULL);
-      *classes = (int)dims[3];
-      rc = 0;
-    }
-    H5Sclose(sp);
-    H5Dclose(d);
-  }
-  if (rc != 0) snprintf(err, err_len, "%s: no head layer conv2d_8 with a 4-d kernel (pass --classes)", path);
-  H5Fclose(f);
-  return rc;
-}
-
 static void stem_of(const char *path, char *out, size_t len) {
   const char *base = strrchr(path, '/');
   base = base ? base + 1 : path;
@@ -117,7 +91,7 @@ int main(int argc, char **argv) {
   }
   if (threads > 0) openblas_set_num_threads(threads);
   char err[1024];
-  if (classes == 0 && classes_from_weights(weights, &classes, err, sizeof err) != 0) unet_fatal("%s", err);
+  if (classes == 0 && weights_num_classes(weights, &classes, err, sizeof err) != 0) unet_fatal("%s", err);
   UNet m;
   if (unet_create(&m, h, w, classes, err, sizeof err) != 0) unet_fatal("--size: %s", err);
   if (weights_load_keras(&m, weights, err, sizeof err) != 0) unet_fatal("%s", err);
