@@ -15,7 +15,7 @@ _walk_saveable, _save_container_state; BaseOptimizer.save_own_variables; Adam.bu
     1 = learning_rate (float32 scalar), then momentum/velocity interleaved per
     trainable variable in model order, each in its variable's shape.
 The expected layer table comes from tests/torch_unet.py (an independent re-statement
-of docs/model-spec.md), not from the C code.
+of docs/model.md), not from the C code.
 
 Usage:
   /usr/bin/python3 tests/keras_layout_check.py FILE.h5 [...]       # print tree + check

@@ -1,6 +1,6 @@
 /* test_checkpoint.c - the Keras 3 weights file and the training checkpoint
  * (src/io): bit-exact round trips, the file's layout against the spec table
- * (../shared/docs/model-spec.md, 160x160x3 -> 3 classes), named errors that
+ * (docs/model.md, 160x160x3 -> 3 classes), named errors that
  * leave the model untouched, and atomic saves (missing directory, a failure in
  * the middle of a write, a write that hits a file-size limit). */
 #define _DEFAULT_SOURCE /* mkdtemp */

@@ -139,6 +139,15 @@ touch "pst/train-00000-of-00001.h5.tmp.$dead" "pst/val.h5.tmp.$dead" "pst/val.h5
 [ ! -e "pst/train-00000-of-00001.h5.tmp.$dead" ] && [ ! -e "pst/val.h5.tmp.$dead" ] && [ -e "pst/val.h5.tmp.$$" ] && [ -e pst/mine.tmp.1 ] \
   && pass "preprocess removed a killed run's temporaries, kept a live one's and foreign files" || fail "preprocess temporaries: $(ls pst)"
 
+# ---- cmake --install puts every program in PREFIX/bin --------------------------------
+if cmake --install "$BUILD" --prefix "$WORK/prefix" > install.log 2>&1; then
+  for tool in unet-synth unet-preprocess unet-train unet-predict; do
+    "$WORK/prefix/bin/$tool" --help > /dev/null 2>&1 && pass "installed $tool runs" || fail "installed $tool: $(ls "$WORK/prefix/bin")"
+  done
+else
+  fail "cmake --install: $(tail -5 install.log)"
+fi
+
 # ---- train.sbatch checks its numbers before srun --------------------------------------
 expect 1 "train.sbatch EPOCHS=abc" "EPOCHS must be a positive integer, not 'abc'" \
   env SLURM_JOB_ID=0 UNET_BIN="$BUILD" DATA=data RUN=sb EPOCHS=abc bash "$SRC/jobs/train.sbatch"
