@@ -2,7 +2,7 @@
 # The README's first command: install what is missing, build, and run the main
 # job on data the project generates itself:
 #   synthetic pets -> unet-preprocess -> unet-train on 2 MPI ranks -> unet-predict
-# Usage: jobs/quickstart.sh [DEMO_DIR]   (default: ./demo)
+# Usage: jobs/quickstart.sh [DEMO_DIR]   (default: demo/ in the repository)
 # Environment: EPOCHS (default 8), COUNT (synthetic pairs, default 240), SIZE (default 96), RANKS (default 2),
 #              KERAS_BN=1 to validate with Keras' moving BatchNorm statistics (see below)
 set -euo pipefail

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's second command (and CI's): install what is missing, build, and run
 # the whole CTest suite, then the same suite under AddressSanitizer + UBSan.
-# Tests that need ../shared data or a SLURM cluster skip with a message when absent.
+# Tests that need the shared data (UNET_SHARED_DIR) or a SLURM cluster skip with a message when absent.
 # Browser and ONNX Runtime tests need Debian's chromium and Node's npm (ONNX Runtime
 # itself is installed by the test into the build dir); they skip where those
 # cannot be installed.

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "unet/image.h"
+#include "unet/model.h"
 #include "unet/resize.h"
 #include "unet/rng.h"
 #include "unet/shard.h"
@@ -57,7 +58,7 @@ static void usage(FILE *f) {
           "usage: unet-preprocess --images DIR --masks DIR --out DIR [options]\n"
           "Pairs images and masks by file stem, resizes them as the Keras example does and\n"
           "writes OUT/train-0000k-of-0000K.h5, OUT/val.h5 and OUT/manifest.txt.\n"
-          "  --size S|HxW        output size (default 160)\n"
+          "  --size S|HxW        output size, sides multiples of 16 (default 160)\n"
           "  --mask-values LIST  raw mask value of class 0,1,2,... (default 1,2,3: Oxford trimaps;\n"
           "                      e.g. 0,255 for binary masks); other values are an error\n"
           "  --seed S            shuffle seed (default 1337)\n"
@@ -67,7 +68,14 @@ static void usage(FILE *f) {
           "  --compress L        gzip level 0..9 for the shards (default 0: none, fastest reads)\n"
           "  --memory-mb M       keep resized samples in memory up to M MB, else spill to a\n"
           "                      temporary file in OUT (default 4096)\n"
-          "  --strict            any bad pair is fatal (default: report and skip it)\n");
+          "  --strict            any bad pair is fatal (default: report and skip it)\n"
+          "exit codes: 0 done, 1 error (named input or output at fault), 2 bad command line\n");
+}
+
+/* The nearest valid side for the --size hint (at least one multiple). */
+static int round_to_multiple(int side) {
+  int k = (side + UNET_SIZE_MULTIPLE / 2) / UNET_SIZE_MULTIPLE;
+  return (k < 1 ? 1 : k) * UNET_SIZE_MULTIPLE;
 }
 
 static int parse_mask_values(const char *s, Options *o) {
@@ -102,16 +110,18 @@ static void parse_args(int argc, char **argv, Options *o) {
     const char *opt = argv[a];
     if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) {
       usage(stdout);
-      exit(0);
+      exit(UNET_EXIT_OK);
     }
     if (!strcmp(opt, "--strict")) {
       o->strict = 1;
       continue;
     }
-    if (a + 1 >= argc) {
-      usage(stderr);
-      unet_fatal("%s needs a value", opt);
-    }
+    int known = !strcmp(opt, "--images") || !strcmp(opt, "--masks") || !strcmp(opt, "--out") ||
+                !strcmp(opt, "--size") || !strcmp(opt, "--mask-values") || !strcmp(opt, "--seed") ||
+                !strcmp(opt, "--val") || !strcmp(opt, "--shards") || !strcmp(opt, "--threads") ||
+                !strcmp(opt, "--compress") || !strcmp(opt, "--memory-mb");
+    if (!known) unet_usage_error("unknown option '%s'", opt);
+    if (a + 1 >= argc) unet_usage_error("%s needs a value", opt);
     const char *val = argv[++a];
     long v;
     double d;
@@ -122,44 +132,42 @@ static void parse_args(int argc, char **argv, Options *o) {
     } else if (!strcmp(opt, "--out")) {
       o->out_dir = val;
     } else if (!strcmp(opt, "--size")) {
-      if (unet_parse_size(val, &o->height, &o->width)) unet_fatal("--size %s: want S or HxW, e.g. 160 or 160x128", val);
+      if (unet_parse_size(val, &o->height, &o->width)) unet_usage_error("--size %s: want S or HxW, e.g. 160 or 160x128", val);
+      if (o->height % UNET_SIZE_MULTIPLE || o->width % UNET_SIZE_MULTIPLE)
+        unet_usage_error("--size %s: the model needs sides that are multiples of %d (it halves the image 4 times); "
+                         "the nearest is %dx%d",
+                         val, UNET_SIZE_MULTIPLE, round_to_multiple(o->height), round_to_multiple(o->width));
     } else if (!strcmp(opt, "--mask-values")) {
       if (parse_mask_values(val, o))
-        unet_fatal("--mask-values %s: want distinct integers 0..255 separated by commas, e.g. 1,2,3 or 0,255", val);
+        unet_usage_error("--mask-values %s: want distinct integers 0..255 separated by commas, e.g. 1,2,3 or 0,255", val);
     } else if (!strcmp(opt, "--seed")) {
-      if (unet_parse_int(val, &v)) unet_fatal("--seed %s: want an integer", val);
+      if (unet_parse_int(val, &v)) unet_usage_error("--seed %s: want an integer", val);
       o->seed = v;
     } else if (!strcmp(opt, "--val")) {
       if (unet_parse_int(val, &v) == 0) {
-        if (v < 0) unet_fatal("--val %s: must not be negative", val);
+        if (v < 0) unet_usage_error("--val %s: must not be negative", val);
         o->val_count = v;
       } else if (unet_parse_double(val, &d) == 0 && d > 0 && d < 1) {
         o->val_count = -1;
         o->val_fraction = d;
       } else {
-        unet_fatal("--val %s: want a count (e.g. 1000, 0) or a fraction between 0 and 1 (e.g. 0.1)", val);
+        unet_usage_error("--val %s: want a count (e.g. 1000, 0) or a fraction between 0 and 1 (e.g. 0.1)", val);
       }
     } else if (!strcmp(opt, "--shards")) {
-      if (unet_parse_int(val, &v) || v < 1 || v > 99999) unet_fatal("--shards %s: want an integer in 1..99999", val);
+      if (unet_parse_int(val, &v) || v < 1 || v > 99999) unet_usage_error("--shards %s: want an integer in 1..99999", val);
       o->shards = v;
     } else if (!strcmp(opt, "--threads")) {
-      if (unet_parse_int(val, &v) || v < 1 || v > 256) unet_fatal("--threads %s: want an integer in 1..256", val);
+      if (unet_parse_int(val, &v) || v < 1 || v > 256) unet_usage_error("--threads %s: want an integer in 1..256", val);
       o->threads = (int)v;
     } else if (!strcmp(opt, "--compress")) {
-      if (unet_parse_int(val, &v) || v < 0 || v > 9) unet_fatal("--compress %s: want a gzip level 0..9", val);
+      if (unet_parse_int(val, &v) || v < 0 || v > 9) unet_usage_error("--compress %s: want a gzip level 0..9", val);
       o->deflate = (int)v;
     } else if (!strcmp(opt, "--memory-mb")) {
-      if (unet_parse_int(val, &v) || v < 0) unet_fatal("--memory-mb %s: want a non-negative integer", val);
+      if (unet_parse_int(val, &v) || v < 0) unet_usage_error("--memory-mb %s: want a non-negative integer", val);
       o->memory_mb = v;
-    } else {
-      usage(stderr);
-      unet_fatal("unknown option %s", opt);
     }
   }
-  if (!o->images_dir || !o->masks_dir || !o->out_dir) {
-    usage(stderr);
-    unet_fatal("--images, --masks and --out are required");
-  }
+  if (!o->images_dir || !o->masks_dir || !o->out_dir) unet_usage_error("--images, --masks and --out are required");
 }
 
 /* ---- listing and pairing by stem ---------------------------------------- */
@@ -295,6 +303,27 @@ static Pair *match_pairs(Entry *img, long ni, Entry *msk, long nm, long *npairs)
   return pairs;
 }
 
+/* Pairs with both files and no reason to skip yet (decoding may skip more). */
+static long count_candidates(const Pair *pairs, long npairs) {
+  long n = 0;
+  for (long i = 0; i < npairs; i++) n += pairs[i].reason == SKIP_NONE;
+  return n;
+}
+
+/* --val and --shards against n pairs; returns the validation count. Called
+ * before decoding with the candidate pairs and after it with the valid ones. */
+static long check_counts(const Options *o, long n, const char *what) {
+  if (n == 0) unet_fatal("no %s in %s and %s", what, o->images_dir, o->masks_dir);
+  long nval = o->val_count >= 0 ? o->val_count : (long)(o->val_fraction * n + 0.5);
+  if (nval >= n)
+    unet_fatal("--val %ld needs more than %ld pairs, only %ld %s; use a smaller --val or a fraction such as --val 0.2",
+               nval, nval, n, what);
+  if (n - nval < o->shards)
+    unet_fatal("--shards %ld needs at least %ld training pairs, only %ld left of %ld %s after --val %ld", o->shards,
+               o->shards, n - nval, n, what, nval);
+  return nval;
+}
+
 /* ---- sample store: resized samples by pair index ------------------------- */
 typedef struct {
   size_t sample_bytes; /* H*W*3 image then H*W mask */
@@ -313,6 +342,8 @@ static void store_open(SampleStore *s, const Options *o, long npairs) {
     return;
   }
   /* unlinked at once: it disappears however the process ends */
+  if (unet_mkdir_output(o->out_dir) != 0)
+    unet_fatal("cannot create output directory %s: %s", o->out_dir, strerror(errno));
   char name[64];
   snprintf(name, sizeof name, ".unet-preprocess-spill.tmp.%ld", (long)getpid());
   unet_path_join(s->spill_path, sizeof s->spill_path, o->out_dir, name);
@@ -469,6 +500,7 @@ static volatile sig_atomic_t g_ntmp = 0;
 
 static void on_signal(int sig) {
   for (int i = 0; i < g_ntmp; i++) unlink(g_tmp_paths[i]);
+  unet_remove_created_dirs();
   signal(sig, SIG_DFL);
   raise(sig);
 }
@@ -537,28 +569,60 @@ static void remove_stale(const Options *o, long nval) {
   closedir(d);
 }
 
+/* "NAME.tmp.<pid>" of a run that was killed (kill -9, power loss): remove
+ * those of our own file names whose process is gone; a live run's stay. */
+static void remove_dead_temporaries(const char *out_dir) {
+  DIR *d = opendir(out_dir);
+  if (!d) return;
+  struct dirent *de;
+  long removed = 0;
+  while ((de = readdir(d)) != NULL) {
+    const char *tmp = strstr(de->d_name, ".tmp.");
+    if (!tmp) continue;
+    int ours = !strncmp(de->d_name, "train-", 6) || !strncmp(de->d_name, "val.h5", 6) ||
+               !strncmp(de->d_name, "manifest.txt", 12) || !strncmp(de->d_name, ".unet-preprocess-", 17);
+    char *end;
+    long pid = strtol(tmp + 5, &end, 10);
+    if (!ours || *end || pid <= 0 || pid == (long)getpid()) continue;
+    if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* that process still runs */
+    char path[8300];
+    unet_path_join(path, sizeof path, out_dir, de->d_name);
+    if (unlink(path) == 0) removed++;
+  }
+  closedir(d);
+  if (removed) unet_info("removed %ld temporary file(s) left by an earlier, killed run in %s", removed, out_dir);
+}
+
 int main(int argc, char **argv) {
   unet_set_progname("unet-preprocess");
   Options o;
   parse_args(argc, argv, &o);
   double t0 = unet_now();
 
-  /* an early, cheap check that the output folder is usable */
-  if (unet_mkdir_p(o.out_dir) != 0) unet_fatal("cannot create output directory %s: %s", o.out_dir, strerror(errno));
+  /* the output folder is created only once the inputs are known good; check
+   * now that it can be, so a typo fails before minutes of decoding */
   {
-    char probe[8300], name[64];
-    snprintf(name, sizeof name, ".unet-preprocess-probe.tmp.%ld", (long)getpid());
-    unet_path_join(probe, sizeof probe, o.out_dir, name);
-    int fd = open(probe, O_WRONLY | O_CREAT | O_EXCL, 0600);
-    if (fd < 0) unet_fatal("cannot write to output directory %s: %s", o.out_dir, strerror(errno));
-    close(fd);
-    unlink(probe);
+    char where[4096];
+    if (unet_check_output_dir(o.out_dir, where, sizeof where) != 0)
+      unet_fatal("cannot write the output directory %s (%s: %s)", o.out_dir, where, strerror(errno));
   }
 
   long ni, nm, npairs;
   Entry *imgs = list_dir(o.images_dir, "images", &ni);
   Entry *msks = list_dir(o.masks_dir, "masks", &nm);
   Pair *pairs = match_pairs(imgs, ni, msks, nm, &npairs);
+  /* --val and --shards fail now rather than after decoding (with no pair at
+   * all, decoding reports why each file is skipped) */
+  long candidates = count_candidates(pairs, npairs);
+  if (candidates > 0) check_counts(&o, candidates, "image/mask pairs found");
+
+  /* temporaries (and a folder we created) are removed on SIGINT/SIGTERM/SIGHUP;
+   * SIGXFSZ (file size limit) must turn into a write error, not kill us with
+   * files half written */
+  signal(SIGXFSZ, SIG_IGN);
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  signal(SIGHUP, on_signal);
 
   /* phase 2 */
   SampleStore store;
@@ -609,17 +673,9 @@ int main(int argc, char **argv) {
   }
   if (o.strict && nskipped)
     unet_fatal("%ld bad pair(s) and --strict: nothing written", nskipped);
-  if (nvalid == 0) unet_fatal("no valid image/mask pairs in %s and %s", o.images_dir, o.masks_dir);
 
-  long nval = o.val_count >= 0 ? o.val_count : (long)(o.val_fraction * nvalid + 0.5);
-  if (nval >= nvalid)
-    unet_fatal("--val %ld needs more than %ld valid pairs, only %ld found; use a smaller --val or a fraction such as "
-               "--val 0.2",
-               nval, nval, nvalid);
+  long nval = check_counts(&o, nvalid, "valid image/mask pairs");
   long ntrain = nvalid - nval;
-  if (ntrain < o.shards)
-    unet_fatal("--shards %ld needs at least %ld training pairs, only %ld left after --val %ld", o.shards, o.shards,
-               ntrain, nval);
 
   /* shuffle the valid pairs (stem order in) with our own RNG: like the Keras
    * example's random.Random(1337).shuffle in spirit, not in the exact order */
@@ -644,13 +700,11 @@ int main(int argc, char **argv) {
     files[o.shards].count = nval;
   }
 
-  /* temporaries are removed on SIGINT/SIGTERM/SIGHUP; SIGXFSZ (file size
-   * limit) must turn into a write error, not kill us with files half written */
   g_tmp_paths = xcalloc((size_t)nfiles, sizeof *g_tmp_paths, "temporary names");
-  signal(SIGXFSZ, SIG_IGN);
-  signal(SIGINT, on_signal);
-  signal(SIGTERM, on_signal);
-  signal(SIGHUP, on_signal);
+
+  if (unet_mkdir_output(o.out_dir) != 0)
+    unet_fatal("cannot create output directory %s: %s", o.out_dir, strerror(errno));
+  remove_dead_temporaries(o.out_dir);
 
   ShardInfo info;
   memset(&info, 0, sizeof info);

@@ -10,6 +10,7 @@
  * tells object from background; shape and texture do, so a U-Net can learn it
  * but not trivially. Image i depends only on (seed, i), so the output is the
  * same for any thread count. */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <pthread.h>
@@ -345,6 +346,30 @@ static void *synth_worker(void *arg) {
   return NULL;
 }
 
+/* A rerun with a smaller --count would leave the earlier run's higher-numbered
+ * pairs, which unet-preprocess would then pick up: remove synth_NNNNN files
+ * (our own names, exactly) numbered beyond the count. */
+static long remove_stale_pairs(const SynthOptions *o, const char *sub, const char *ext) {
+  char dir[8300];
+  unet_path_join(dir, sizeof dir, o->out_dir, sub);
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  long removed = 0;
+  struct dirent *de;
+  while ((de = readdir(d)) != NULL) {
+    const char *n = de->d_name;
+    if (strncmp(n, "synth_", 6) || strlen(n) != 11 + strlen(ext) || strcmp(n + 11, ext)) continue;
+    int digits = 1;
+    for (int i = 6; i < 11; i++) digits &= n[i] >= '0' && n[i] <= '9';
+    if (!digits || strtol(n + 6, NULL, 10) <= o->count) continue;
+    char path[8600];
+    snprintf(path, sizeof path, "%s/%s", dir, n);
+    if (unlink(path) == 0) removed++;
+  }
+  closedir(d);
+  return removed;
+}
+
 static void usage(FILE *f) {
   fprintf(f,
           "usage: unet-synth --out DIR [--count N] [--size S|HxW] [--seed S] [--threads T] [--quality Q]\n"
@@ -355,7 +380,9 @@ static void usage(FILE *f) {
           "  --size S|HxW  fixed image size; default: height and width drawn per image in 180..320\n"
           "  --seed S      (default 1337); the same seed gives the same files for any --threads\n"
           "  --threads T   worker threads (default: online CPUs)\n"
-          "  --quality Q   JPEG quality 1..100 (default 90)\n");
+          "  --quality Q   JPEG quality 1..100 (default 90)\n"
+          "A rerun removes the synth_* pairs of an earlier run numbered beyond --count.\n"
+          "exit codes: 0 done, 1 error (the file at fault is named), 2 bad command line\n");
 }
 
 int main(int argc, char **argv) {
@@ -373,46 +400,40 @@ int main(int argc, char **argv) {
     const char *opt = argv[a];
     if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) {
       usage(stdout);
-      return 0;
+      return UNET_EXIT_OK;
     }
-    if (a + 1 >= argc) {
-      usage(stderr);
-      unet_fatal("%s needs a value", opt);
-    }
+    int known = !strcmp(opt, "--out") || !strcmp(opt, "--count") || !strcmp(opt, "--size") ||
+                !strcmp(opt, "--seed") || !strcmp(opt, "--threads") || !strcmp(opt, "--quality");
+    if (!known) unet_usage_error("unknown option '%s'", opt);
+    if (a + 1 >= argc) unet_usage_error("%s needs a value", opt);
     const char *val = argv[++a];
     long v;
     if (!strcmp(opt, "--out")) {
       snprintf(o.out_dir, sizeof o.out_dir, "%s", val);
     } else if (!strcmp(opt, "--count")) {
-      if (unet_parse_int(val, &v) || v < 1 || v > 99999) unet_fatal("--count %s: want an integer in 1..99999", val);
+      if (unet_parse_int(val, &v) || v < 1 || v > 99999) unet_usage_error("--count %s: want an integer in 1..99999", val);
       o.count = v;
     } else if (!strcmp(opt, "--size")) {
       if (unet_parse_size(val, &o.fixed_h, &o.fixed_w) || o.fixed_h < 8 || o.fixed_w < 8 || o.fixed_h > 8192 ||
           o.fixed_w > 8192)
-        unet_fatal("--size %s: want S or HxW with sides in 8..8192", val);
+        unet_usage_error("--size %s: want S or HxW with sides in 8..8192", val);
     } else if (!strcmp(opt, "--seed")) {
-      if (unet_parse_int(val, &v)) unet_fatal("--seed %s: want an integer", val);
+      if (unet_parse_int(val, &v)) unet_usage_error("--seed %s: want an integer", val);
       o.seed = (uint64_t)v;
     } else if (!strcmp(opt, "--threads")) {
-      if (unet_parse_int(val, &v) || v < 1 || v > 256) unet_fatal("--threads %s: want an integer in 1..256", val);
+      if (unet_parse_int(val, &v) || v < 1 || v > 256) unet_usage_error("--threads %s: want an integer in 1..256", val);
       o.threads = (int)v;
     } else if (!strcmp(opt, "--quality")) {
-      if (unet_parse_int(val, &v) || v < 1 || v > 100) unet_fatal("--quality %s: want an integer in 1..100", val);
+      if (unet_parse_int(val, &v) || v < 1 || v > 100) unet_usage_error("--quality %s: want an integer in 1..100", val);
       o.quality = (int)v;
-    } else {
-      usage(stderr);
-      unet_fatal("unknown option %s", opt);
     }
   }
-  if (!o.out_dir[0]) {
-    usage(stderr);
-    unet_fatal("--out DIR is required");
-  }
+  if (!o.out_dir[0]) unet_usage_error("--out DIR is required");
   char dir[8300];
   unet_path_join(dir, sizeof dir, o.out_dir, "images");
-  if (unet_mkdir_p(dir) != 0) unet_fatal("cannot create directory %s: %s", dir, strerror(errno));
+  if (unet_mkdir_output(dir) != 0) unet_fatal("cannot create directory %s: %s", dir, strerror(errno));
   unet_path_join(dir, sizeof dir, o.out_dir, "annotations/trimaps");
-  if (unet_mkdir_p(dir) != 0) unet_fatal("cannot create directory %s: %s", dir, strerror(errno));
+  if (unet_mkdir_output(dir) != 0) unet_fatal("cannot create directory %s: %s", dir, strerror(errno));
 
   SynthJob job;
   memset(&job, 0, sizeof job);
@@ -436,6 +457,8 @@ int main(int argc, char **argv) {
   xfree(tids);
   if (atomic_load(&job.failed)) unet_fatal("%s", job.error);
   unet_progress_end(&prog, atomic_load(&job.done));
+  long stale = remove_stale_pairs(&o, "images", ".jpg") + remove_stale_pairs(&o, "annotations/trimaps", ".png");
+  if (stale) unet_info("removed %ld file(s) of an earlier, larger run (synth_*.jpg/png beyond --count %ld)", stale, o.count);
   unet_info("wrote %ld image/trimap pairs to %s (images/, annotations/trimaps/), seed %llu", o.count, o.out_dir,
             (unsigned long long)o.seed);
   return 0;

@@ -1,5 +1,5 @@
 /* bench_layers.c - times forward and backward of every layer of the U-Net at
- * its real shapes (model-spec.md table, 160x160 input) for one batch, and
+ * its real shapes (docs/model.md table, 160x160 input) for one batch, and
  * prints per-layer milliseconds (best of the repeats) and GFLOP/s plus
  * totals per layer kind, so one can see where a training step spends its
  * time. Not a test.

@@ -9,11 +9,13 @@ _walk_saveable, _save_container_state; BaseOptimizer.save_own_variables; Adam.bu
   * /layers/<snake_case(class)[_k]>/vars/<i> for EVERY layer of model.layers, incl.
     the InputLayer and the layers without variables (empty vars group);
   * datasets named "0".."n-1", float32, Keras shapes, no attributes;
+  * no root attributes but ours, unet_input_size int32 [2] (H5IOStore reads no
+    attributes at all except a dataset's "dtype" for bfloat16, so Keras ignores it);
   * /optimizer/vars (only when present): 0 = iterations (int64 scalar),
     1 = learning_rate (float32 scalar), then momentum/velocity interleaved per
     trainable variable in model order, each in its variable's shape.
 The expected layer table comes from tests/torch_unet.py (an independent re-statement
-of docs/model-spec.md), not from the C code.
+of docs/model.md), not from the C code.
 
 Usage:
   /usr/bin/python3 tests/keras_layout_check.py FILE.h5 [...]       # print tree + check
@@ -89,8 +91,15 @@ def check_file(path, problems):
 
         if "vars" not in f or len(f["vars"]) != 0:
             bad("top-level /vars missing or not empty")
-        if len(f.attrs):
-            bad("root has attributes")
+        extra = sorted(set(f.attrs.keys()) - {"unet_input_size"})
+        if extra:
+            bad("root has attributes other than unet_input_size: %s" % extra)
+        if "unet_input_size" in f.attrs:
+            a = f.attrs["unet_input_size"]
+            if a.dtype != np.int32 or a.shape != (2,) or min(a) <= 0:
+                bad("unet_input_size is %s %s, expected two positive int32" % (a.dtype, a.shape))
+        else:
+            bad("no unet_input_size root attribute")
         if "layers" not in f:
             bad("no /layers")
             return

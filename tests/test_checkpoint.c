@@ -1,6 +1,6 @@
 /* test_checkpoint.c - the Keras 3 weights file and the training checkpoint
  * (src/io): bit-exact round trips, the file's layout against the spec table
- * (../shared/docs/model-spec.md, 160x160x3 -> 3 classes), named errors that
+ * (docs/model.md, 160x160x3 -> 3 classes), named errors that
  * leave the model untouched, and atomic saves (missing directory, a failure in
  * the middle of a write, a write that hits a file-size limit). */
 #define _DEFAULT_SOURCE /* mkdtemp */
@@ -242,7 +242,14 @@ static void test_layout(void) {
   CHECK(group_links(f, "/") == 2);       /* exactly /layers and /vars */
   CHECK(group_links(f, "/vars") == 0);   /* the Functional model's own (empty) variables */
   hid_t root = H5Gopen2(f, "/", H5P_DEFAULT);
-  CHECK(H5Aget_num_attrs(root) == 0); /* Keras writes no attributes */
+  /* Keras writes no attributes and reads none: our one root attribute is the training size */
+  CHECK(H5Aget_num_attrs(root) == 1);
+  int32_t size[2] = {0, 0};
+  hid_t attr = H5Aopen(root, "unet_input_size", H5P_DEFAULT);
+  CHECK(attr >= 0 && H5Aread(attr, H5T_NATIVE_INT32, size) >= 0);
+  if (attr >= 0) H5Aclose(attr);
+  CHECK_MSG(size[0] == m.height && size[1] == m.width, "unet_input_size %d x %d, model %d x %d", size[0], size[1],
+            m.height, m.width);
   H5Gclose(root);
   int layers_with_vars = 0;
   long file_total = 0;

@@ -216,7 +216,7 @@ static int part_synth(void) {
     image_free(&im);
   }
   /* bad arguments and an unusable output folder */
-  CHECK(run("unet-synth", "--out e --count 0") == 1);
+  CHECK(run("unet-synth", "--out e --count 0") == 2); /* a bad command line: exit 2, the option named */
   CHECK_LOG("unet-synth: error: --count 0", NULL, NULL);
   sh("touch plainfile");
   CHECK(run("unet-synth", "--out plainfile/x --count 2") == 1);
@@ -310,11 +310,12 @@ static int part_partition(void) {
   /* too many for validation, too many shards: errors, nothing written */
   snprintf(args, sizeof args, "%s --out p5 --val 37", in);
   CHECK(run("unet-preprocess", args) == 1);
-  CHECK_LOG("error: --val 37 needs more than 37 valid pairs, only 37 found", NULL, NULL);
+  CHECK_LOG("error: --val 37 needs more than 37 pairs, only 37 image/mask pairs found", NULL, NULL);
+  CHECK_MSG(count_files("p5", NULL) == -1, "the failed run left the folder p5"); /* no empty output folder */
   snprintf(args, sizeof args, "%s --out p5 --val 30 --shards 8", in);
   CHECK(run("unet-preprocess", args) == 1);
   CHECK_LOG("error: --shards 8 needs at least 8 training pairs, only 7 left", NULL, NULL);
-  CHECK(count_files("p5", NULL) == 0);
+  CHECK_MSG(count_files("p5", NULL) == -1, "the failed run left the folder p5");
   /* another size, HxW */
   snprintf(args, sizeof args, "%s --out p6 --size 64x48 --val 0", in);
   CHECK(run("unet-preprocess", args) == 0);
@@ -443,11 +444,12 @@ static int part_bad(void) {
   CHECK(run("unet-preprocess", "--images onlybad/i --masks onlybad/m --out o3 --val 0") == 1);
   CHECK_LOG("error: no valid image/mask pairs", NULL, NULL);
   no_output_left("o3");
+  CHECK_MSG(count_files("o3", NULL) == -1, "the failed runs left the folder o3");
 
   /* unwritable output: its parent is a regular file (blocks even root) */
   sh("touch plainfile");
   CHECK(run("unet-preprocess", "--images syn/images --masks syn/annotations/trimaps --out plainfile/out --val 0") == 1);
-  CHECK_LOG("error: cannot create output directory plainfile/out", "Not a directory", NULL);
+  CHECK_LOG("error: cannot write the output directory plainfile/out", "Not a directory", NULL);
 
   /* a full disk, simulated by a 256 KB file size limit: the probe passes,
    * the shard write fails; the message names the temporary and nothing
@@ -467,6 +469,7 @@ static int part_bad(void) {
     CHECK_MSG(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit status %d; log:\n%s", st, g_log);
     CHECK_LOG("error: o5/train-0000", ".h5.tmp.", "disk full or I/O error");
     no_output_left("o5");
+    CHECK_MSG(count_files("o5", NULL) == -1, "the failed run left the folder o5");
   }
   CHECK_DONE();
 }

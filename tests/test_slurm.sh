@@ -161,6 +161,7 @@ grep -q "start 2: resuming from $WORK/job2/last.ckpt.h5" "$log" || fail "the res
 check_run "$WORK/job2" "$EPOCHS2"
 [ "$(tail -n 1 "$WORK/job2/metrics.csv" | cut -d, -f2)" = $((EPOCHS2 * 5)) ] ||
   fail "job2 ran $(tail -n 1 "$WORK/job2/metrics.csv" | cut -d, -f2) optimizer steps, expected $((EPOCHS2 * 5))"
+grep -q "^done 0 step $((EPOCHS2 * 5)) epoch $EPOCHS2\$" "$WORK/job2/status" || fail "job2 RUN/status: $(cat "$WORK/job2/status")"
 note "job2 ok: stopped by USR1, requeued (Restarts=$restarts), resumed, $EPOCHS2 epochs / $((EPOCHS2 * 5)) steps in metrics.csv"
 # ---- job 3: scaling table ----------------------------------------------------------------
 jid="$(sbatch --parsable --job-name=unet-test-scaling --ntasks=2 --cpus-per-task=1 --output="$WORK/job3.out" \

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """torch_unet.py - independent PyTorch reference of the Keras Xception-style U-Net.
 
-It implements exactly the model of docs/model-spec.md (Keras 3 semantics) so that
+It implements exactly the model of docs/model.md (Keras 3 semantics) so that
   (a) tests/golden/make_golden.py can write small golden data the C tests compare
       against without PyTorch, and
   (b) the C trainer has a speed peer:  --bench prints one machine-readable line.

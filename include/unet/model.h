@@ -1,5 +1,5 @@
 /* model.h - the Xception-style U-Net of the Keras example (see
- * ../shared/docs/model-spec.md), built for any input size divisible by 16 and
+ * docs/model.md), built for any input size divisible by 16 and
  * any class count.
  *
  * Memory: every trainable variable lives in one contiguous arena `params`
@@ -17,6 +17,8 @@
 #include "unet/layers.h"
 
 #define UNET_NAME_LEN 48
+/* The model halves the input 4 times: both sides must be multiples of this. */
+#define UNET_SIZE_MULTIPLE 16
 
 typedef enum {
   VAR_KERNEL, VAR_BIAS, VAR_DEPTHWISE, VAR_POINTWISE,

@@ -7,11 +7,9 @@
 
 #include "unet/augment.h"
 #include "unet/lr_schedule.h"
+#include "unet/util.h"
 
-/* Exit codes (documented in the README; jobs/train.sbatch relies on them). */
-#define UNET_EXIT_OK 0
-#define UNET_EXIT_ERROR 1
-#define UNET_EXIT_USAGE 2
+/* Exit codes beyond util.h's 0/1/2 (documented in the README; jobs/train.sbatch relies on them). */
 #define UNET_EXIT_REQUEUE 3 /* stopped by SIGTERM/SIGUSR1; last.ckpt.h5 written; resume with --resume */
 #define UNET_EXIT_NONFINITE 4 /* loss became NaN or infinite */
 
@@ -25,6 +23,7 @@ typedef struct {
   long max_train; /* 0: all */
   long max_steps; /* 0: no limit */
   int shuffle, sync_bn, overlap, resume;
+  int overwrite;  /* replace an earlier run in out_dir (its files are removed first) */
   int threads;    /* 0: automatic */
   int val_images; /* prediction PNGs per epoch */
   int quiet;

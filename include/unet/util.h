@@ -16,6 +16,16 @@ void unet_set_context(const char *context);
 void unet_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void unet_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void unet_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Exit codes shared by every tool (README "Exit codes and usage errors"). */
+#define UNET_EXIT_OK 0
+#define UNET_EXIT_ERROR 1 /* bad input, I/O error, ...: the message names the file and cause */
+#define UNET_EXIT_USAGE 2 /* a bad or missing command-line option: nothing was done */
+
+/* A command-line mistake: prints "prog: error: <msg> (see prog --help)". */
+void unet_usage_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* unet_usage_message, then exit(UNET_EXIT_USAGE). */
+void unet_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
 /* unet_error, then run the registered fatal hook (e.g. MPI_Abort) or exit(1). */
 void unet_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 void unet_set_fatal_hook(void (*hook)(int code));
@@ -39,6 +49,16 @@ void unet_tmp_path(char *out, size_t out_len, const char *path);
 int unet_commit_file(const char *tmp_path, const char *final_path); /* fsync+rename+dir fsync; 0 ok */
 
 int unet_mkdir_p(const char *dir); /* 0 ok, -1 with errno */
+/* unet_mkdir_p for a program's output folder: the folders it creates are
+ * remembered, and unet_remove_created_dirs() (called by unet_fatal, and safe
+ * in a signal handler) removes those that are still empty, deepest first, so
+ * a failed run leaves no empty output folder behind. */
+int unet_mkdir_output(const char *dir);
+void unet_remove_created_dirs(void);
+/* 0 when dir exists as a writable folder or could be created (its nearest
+ * existing ancestor is a writable folder); -1 with errno and the path at
+ * fault in `where` otherwise. Creates nothing. */
+int unet_check_output_dir(const char *dir, char *where, size_t where_len);
 int unet_path_join(char *out, size_t out_len, const char *dir, const char *name); /* 0 ok, -1 too long */
 
 /* Parse helpers for command lines: return 0 ok, -1 on a malformed value. */

@@ -147,6 +147,9 @@ hid_t h5_open_read(const char *path, char *err, size_t err_len) {
   H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG);
   hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
   H5Pclose(fapl);
+  /* the same file already open in this process (e.g. a data shard given as
+   * weights) only opens with the close degree it has: retry with the default */
+  if (f < 0) f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
   if (f < 0) io_fail(err, err_len, path, "cannot open as HDF5 (damaged or truncated?)");
   return f;
 }

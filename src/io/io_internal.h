@@ -65,6 +65,11 @@ int io_write_model(hid_t file, const UNet *m, const char *path, char *err, size_
  * non_trainable NULL leaves the non-trainable variables out. */
 int io_write_model_values(hid_t file, const UNet *m, const float *trainable, const float *non_trainable,
                           const char *path, char *err, size_t err_len);
+/* The root attribute unet_input_size = (height, width) of m (weights_info.h). */
+int io_write_input_size(hid_t file, const UNet *m, const char *path, char *err, size_t err_len);
+/* 0 when file has the weights tree (/layers, or Keras 2.13's name for it);
+ * else -1 with a message saying what the HDF5 file holds instead. */
+int io_check_weights_file(hid_t file, const char *path, char *err, size_t err_len);
 /* Validates every layer and variable of the file against m and reads them into
  * params_out [m->num_params] and state_out [m->num_state] (same layout as the
  * model's arenas). m itself is not modified. */

@@ -17,7 +17,9 @@
  *    no variables); datasets are named "0", "1", ... in the order
  *    _trainable_variables + _non_trainable_variables, stored as the numpy array
  *    (float32, Keras shape, contiguous, no attributes, no compression).
- *  - No attributes anywhere in a .weights.h5 (H5IOStore writes none).
+ *  - No attributes anywhere in a .weights.h5 (H5IOStore writes none, and reads
+ *    none but a dataset's "dtype" for bfloat16): we add one root attribute,
+ *    unet_input_size (weights_info.h), which Keras never looks at.
  *  - Metrics have no save_own_variables, so compiled metrics add no groups; a
  *    compiled model adds "/optimizer/vars" (see checkpoint.c), which we write
  *    only in checkpoints.
@@ -46,6 +48,7 @@ int io_write_model(hid_t file, const UNet *m, const char *path, char *err, size_
 
 int io_write_model_values(hid_t file, const UNet *m, const float *trainable, const float *non_trainable,
                           const char *path, char *err, size_t err_len) {
+  if (io_write_input_size(file, m, path, err, err_len) != 0) return -1;
   hid_t top_vars = h5_create_group(file, "vars", path, err, err_len);
   if (top_vars < 0) return -1;
   H5Gclose(top_vars);
@@ -122,8 +125,7 @@ int io_read_model(hid_t file, const UNet *m, float *params_out, float *state_out
   const char *layers_name = "layers";
   if (!h5_has(file, layers_name) && h5_has(file, "_layer_checkpoint_dependencies"))
     layers_name = "_layer_checkpoint_dependencies"; /* Keras 2.13's name for the same tree */
-  if (!h5_has(file, layers_name))
-    return io_fail(err, err_len, path, "no /layers group: not a Keras 3 .weights.h5 file");
+  if (io_check_weights_file(file, path, err, err_len) != 0) return -1;
   hid_t layers = h5_open_group(file, layers_name, "/layers", path, err, err_len);
   if (layers < 0) return -1;
   int rc = 0;

@@ -105,9 +105,9 @@ static BNVars build_bn(Builder *b, int c) {
 
 int unet_create(UNet *m, int height, int width, int num_classes, char *err, size_t err_len) {
   memset(m, 0, sizeof *m);
-  if (height <= 0 || width <= 0 || height % 16 || width % 16) {
-    snprintf(err, err_len, "input size %dx%d is not a positive multiple of 16 (the model halves it 4 times)", height,
-             width);
+  if (height <= 0 || width <= 0 || height % UNET_SIZE_MULTIPLE || width % UNET_SIZE_MULTIPLE) {
+    snprintf(err, err_len, "input size %dx%d is not a positive multiple of %d (the model halves it 4 times)", height,
+             width, UNET_SIZE_MULTIPLE);
     return -1;
   }
   if (num_classes < 2 || num_classes > 255) {

@@ -31,6 +31,7 @@
 #include "unet/model.h"
 #include "unet/prefetch.h"
 #include "unet/rng.h"
+#include "unet/run_folder.h"
 #include "unet/util.h"
 
 extern void openblas_set_num_threads(int num_threads);
@@ -363,7 +364,7 @@ static void csv_append(Run *r, double train_loss, const ValResult *v, int have_v
 /* A run killed during a write (kill -9, node failure) leaves its temporary
  * behind; the committed files are intact. Remove such leftovers. */
 static void remove_stale_temporaries(const char *out_dir) {
-  const char *names[] = {"last.ckpt.h5", "best.weights.h5", "metrics.csv"};
+  const char *names[] = {"last.ckpt.h5", "best.weights.h5", "metrics.csv", "status"};
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     char pattern[4200];
     snprintf(pattern, sizeof pattern, "%s/%s.tmp.*", out_dir, names[i]);
@@ -374,6 +375,8 @@ static void remove_stale_temporaries(const char *out_dir) {
     }
   }
 }
+
+static int writes_run_folder(const TrainConfig *c) { return !c->dump_gradients && !c->evaluate_only; }
 
 /* ---- setup ------------------------------------------------------------------ */
 static void setup(Run *r, const TrainConfig *c) {
@@ -447,9 +450,6 @@ static void setup(Run *r, const TrainConfig *c) {
   r->ts.lr = (float)c->lr;
   r->ts.data_order = c->data_order;
   if (r->rank == 0) {
-    if (!c->dump_gradients && !c->evaluate_only && unet_mkdir_p(c->out_dir) != 0)
-      unet_fatal("%s: cannot create run directory: %s", c->out_dir, strerror(errno));
-    if (!c->dump_gradients && !c->evaluate_only) remove_stale_temporaries(c->out_dir);
     if (c->resume) {
       if (checkpoint_load(m, &r->opt, &r->ts, r->path_last, err, sizeof err) != 0)
         unet_fatal("--resume: %s", err);
@@ -473,6 +473,13 @@ static void setup(Run *r, const TrainConfig *c) {
       if (weights_load_keras(m, c->init_weights, err, sizeof err) != 0) unet_fatal("--init-weights: %s", err);
     } else {
       unet_init_keras(m, (uint64_t)c->seed);
+    }
+    /* the run folder appears only once data and weights are known good */
+    if (writes_run_folder(c)) {
+      if (unet_mkdir_output(c->out_dir) != 0)
+        unet_fatal("%s: cannot create run directory: %s", c->out_dir, strerror(errno));
+      remove_stale_temporaries(c->out_dir);
+      if (c->overwrite && run_folder_clear(c->out_dir, err, sizeof err) != 0) unet_fatal("%s", err);
     }
   }
   broadcast_state(r);
@@ -537,7 +544,10 @@ int train_run(const TrainConfig *c) {
     }
     goto done;
   }
-  if (is_root && !c->dump_gradients) csv_prepare(r);
+  if (is_root && !c->dump_gradients) {
+    csv_prepare(r);
+    run_status_write(c->out_dir, "running", -1, r->ts.step, r->ts.epoch);
+  }
 
   while (r->ts.epoch < c->epochs) {
     epoch_order(r, r->ts.epoch, order);
@@ -683,6 +693,10 @@ int train_run(const TrainConfig *c) {
   }
   if (is_root && !c->quiet) unet_info("done: %s", c->out_dir);
 done:
+  if (is_root && writes_run_folder(c)) {
+    const char *state = exit_code == UNET_EXIT_REQUEUE ? "stopped" : exit_code == UNET_EXIT_NONFINITE ? "nonfinite" : "done";
+    run_status_write(c->out_dir, state, exit_code, r->ts.step, r->ts.epoch);
+  }
   xfree(order);
   xfree(index);
   teardown(r);

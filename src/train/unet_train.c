@@ -1,10 +1,12 @@
 /* unet_train.c - command line of the trainer: `mpirun -np N unet-train ...`
  * or `srun --mpi=pmix unet-train ...`; one process works too. */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "unet/comm.h"
+#include "unet/run_folder.h"
 #include "unet/trainer.h"
 #include "unet/util.h"
 
@@ -19,6 +21,7 @@ static void usage(FILE *f) {
           "  --seed N              initialisation and data order (default 1337)\n"
           "  --init-weights FILE   start from a Keras .weights.h5\n"
           "  --resume              continue from OUT/last.ckpt.h5 up to --epochs in all\n"
+          "  --overwrite           replace an earlier run in OUT (without it, or --resume, such a folder is refused)\n"
           "  --max-train N         use only the first N training samples (max_dataset_len)\n"
           "  --steps N             stop after N optimizer steps (writes last.ckpt.h5)\n"
           "  --no-shuffle          keep the data order of the shards every epoch\n"
@@ -44,13 +47,28 @@ static void usage(FILE *f) {
           "  --weight-decay W      decoupled (AdamW) decay of the kernels (default 0 = Keras Adam)\n"
           "  --early-stop N        stop after N epochs without a new best val_loss (default 0 = off)\n"
           "  --no-prefetch         read each batch on the training thread (same data, no overlap)\n"
-          "exit codes: 0 done, 1 error, 2 usage, 3 stopped by SIGTERM/SIGUSR1 with last.ckpt.h5 written\n"
-          "            (resume with --resume), 4 loss became NaN/inf\n");
+          "exit codes: 0 done, 1 error, 2 bad command line, 3 stopped by SIGTERM/SIGUSR1 with last.ckpt.h5\n"
+          "            written (resume with --resume), 4 loss became NaN/inf; OUT/status says the same\n"
+          "            (under mpirun, whose own exit code is 1 after a SIGTERM, read OUT/status)\n");
+}
+
+/* Usage errors are printed once (by rank 0); every rank then returns 2. */
+static int usage_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_fail(const char *fmt, ...) {
+  if (comm_rank() == 0) {
+    char msg[4600];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    unet_usage_message("%s", msg);
+  }
+  return 1;
 }
 
 static int need_int(const char *opt, const char *val, long lo, long *out) {
   if (!val || unet_parse_int(val, out) != 0 || *out < lo) {
-    unet_error("%s needs an integer >= %ld, got '%s'", opt, lo, val ? val : "(nothing)");
+    usage_fail("%s needs an integer >= %ld, got '%s'", opt, lo, val ? val : "(nothing)");
     return -1;
   }
   return 0;
@@ -64,10 +82,8 @@ int main(int argc, char **argv) {
   int bad = 0;
   /* --recipe first, wherever it stands: the other options override its parts */
   for (int i = 1; i + 1 < argc; i++)
-    if (!strcmp(argv[i], "--recipe") && train_config_recipe(&c, argv[i + 1]) != 0) {
-      unet_error("--recipe: unknown recipe '%s' (known: keras, generalise)", argv[i + 1]);
-      bad = 1;
-    }
+    if (!strcmp(argv[i], "--recipe") && train_config_recipe(&c, argv[i + 1]) != 0)
+      bad = usage_fail("--recipe: unknown recipe '%s' (known: keras, generalise)", argv[i + 1]);
   for (int i = 1; i < argc && !bad; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     long n;
@@ -89,7 +105,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--val-images")) { bad = need_int(a, v, 0, &n); c.val_images = (int)n; i++; }
     else if (!strcmp(a, "--bn-recalibrate")) { bad = need_int(a, v, 1, &n); c.bn_recalibrate = (int)n; i++; }
     else if (!strcmp(a, "--lr")) {
-      if (!v || unet_parse_double(v, &d) != 0 || !(d > 0)) { unet_error("--lr needs a positive number"); bad = 1; }
+      if (!v || unet_parse_double(v, &d) != 0 || !(d > 0)) bad = usage_fail("--lr needs a positive number, got '%s'", v ? v : "(nothing)");
       c.lr = d;
       i++;
     }
@@ -97,54 +113,61 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--data-order") && v) {
       if (!strcmp(v, "shard")) c.data_order = DATA_ORDER_SHARD;
       else if (!strcmp(v, "global")) c.data_order = DATA_ORDER_GLOBAL;
-      else { unet_error("--data-order: '%s' is neither shard nor global", v); bad = 1; }
+      else bad = usage_fail("--data-order: '%s' is neither shard nor global", v);
       i++;
     }
     else if (!strcmp(a, "--augment") && v) {
       char e[256];
-      if (augment_parse(v, &c.augment, e, sizeof e) != 0) { unet_error("%s", e); bad = 1; }
+      if (augment_parse(v, &c.augment, e, sizeof e) != 0) bad = usage_fail("%s", e);
       i++;
     }
     else if (!strcmp(a, "--lr-schedule") && v) {
-      if (lr_schedule_parse(v, &c.lr_schedule) != 0) {
-        unet_error("--lr-schedule: '%s' is not constant, cosine or step", v);
-        bad = 1;
-      }
+      if (lr_schedule_parse(v, &c.lr_schedule) != 0)
+        bad = usage_fail("--lr-schedule: '%s' is not constant, cosine or step", v);
       i++;
     }
     else if (!strcmp(a, "--lr-scaling") && v) {
       if (!strcmp(v, "linear")) c.lr_scaling = 1;
       else if (!strcmp(v, "none")) c.lr_scaling = 0;
-      else { unet_error("--lr-scaling: '%s' is neither linear nor none", v); bad = 1; }
+      else bad = usage_fail("--lr-scaling: '%s' is neither linear nor none", v);
       i++;
     }
     else if (!strcmp(a, "--warmup-epochs") || !strcmp(a, "--weight-decay")) {
-      if (!v || unet_parse_double(v, &d) != 0 || !(d >= 0)) { unet_error("%s needs a number >= 0", a); bad = 1; }
+      if (!v || unet_parse_double(v, &d) != 0 || !(d >= 0))
+        bad = usage_fail("%s needs a number >= 0, got '%s'", a, v ? v : "(nothing)");
       if (!strcmp(a, "--warmup-epochs")) c.warmup_epochs = d; else c.weight_decay = d;
       i++;
     }
     else if (!strcmp(a, "--early-stop")) { bad = need_int(a, v, 0, &n); c.early_stop = (int)n; i++; }
     else if (!strcmp(a, "--resume")) c.resume = 1;
     else if (!strcmp(a, "--no-prefetch")) c.no_prefetch = 1;
+    else if (!strcmp(a, "--overwrite")) c.overwrite = 1;
     else if (!strcmp(a, "--no-shuffle")) c.shuffle = 0;
     else if (!strcmp(a, "--no-sync-bn")) c.sync_bn = 0;
     else if (!strcmp(a, "--no-overlap")) c.overlap = 0;
     else if (!strcmp(a, "--quiet")) c.quiet = 1;
     else if (!strcmp(a, "--evaluate")) c.evaluate_only = 1;
-    else { unet_error("unknown or incomplete option '%s' (see --help)", a); bad = 1; }
+    else bad = usage_fail("unknown or incomplete option '%s'", a);
   }
-  if (!bad && (!c.data_dir || (!c.out_dir && !c.dump_gradients && !c.evaluate_only))) {
-    unet_error("--data and --out are required (see --help)");
-    bad = 1;
-  }
-  if (!bad && c.resume && c.init_weights) {
-    unet_error("--resume and --init-weights exclude each other");
-    bad = 1;
+  if (!bad && (!c.data_dir || (!c.out_dir && !c.dump_gradients && !c.evaluate_only)))
+    bad = usage_fail("--data and --out are required");
+  if (!bad && c.resume && c.init_weights) bad = usage_fail("--resume and --init-weights exclude each other");
+  if (!bad && c.resume && c.overwrite) bad = usage_fail("--resume and --overwrite exclude each other");
+  if (!bad && c.evaluate_only && !c.resume && !c.init_weights)
+    bad = usage_fail("--evaluate scores given weights: add --init-weights FILE or --resume (with --out RUN)");
+  /* an earlier run in OUT is never replaced silently (rank 0 looks, all ranks agree) */
+  if (!bad && c.out_dir && !c.resume && !c.overwrite && !c.dump_gradients && !c.evaluate_only) {
+    char what[4200] = "";
+    int found = comm_rank() == 0 ? run_folder_has_run(c.out_dir, what, sizeof what) : 0;
+    comm_bcast(&found, sizeof found, 0);
+    if (found)
+      bad = usage_fail("%s holds an earlier run (%s): continue it with --resume, or replace it with --overwrite",
+                       c.out_dir, what);
   }
   if (!c.out_dir) c.out_dir = "."; /* --dump-gradients / --evaluate write nothing else */
   if (bad) {
     comm_finalize();
-    return 2;
+    return UNET_EXIT_USAGE;
   }
   int rc = train_run(&c);
   comm_finalize();

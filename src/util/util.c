@@ -34,11 +34,30 @@ void unet_error(const char *fmt, ...) { va_list ap; va_start(ap, fmt); vreport("
 void unet_warn(const char *fmt, ...) { va_list ap; va_start(ap, fmt); vreport("warning: ", fmt, ap); va_end(ap); }
 void unet_info(const char *fmt, ...) { va_list ap; va_start(ap, fmt); vreport("", fmt, ap); va_end(ap); }
 
+static void usage_report(const char *fmt, va_list ap) {
+  char msg[2048];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  char line[2300];
+  snprintf(line, sizeof line, "%s (see %s --help)", msg, g_prog);
+  unet_error("%s", line);
+}
+
+void unet_usage_message(const char *fmt, ...) { va_list ap; va_start(ap, fmt); usage_report(fmt, ap); va_end(ap); }
+
+void unet_usage_error(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  usage_report(fmt, ap);
+  va_end(ap);
+  exit(UNET_EXIT_USAGE);
+}
+
 void unet_fatal(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vreport("error: ", fmt, ap);
   va_end(ap);
+  unet_remove_created_dirs();
   if (g_fatal_hook) g_fatal_hook(1);
   exit(1);
 }
@@ -113,6 +132,62 @@ int unet_mkdir_p(const char *dir) {
   if (stat(buf, &st) != 0) return -1;
   if (!S_ISDIR(st.st_mode)) { errno = ENOTDIR; return -1; }
   return 0;
+}
+
+/* Folders made by unet_mkdir_output, in creation order (parents first). */
+#define MAX_CREATED_DIRS 32
+static char g_created[MAX_CREATED_DIRS][4096];
+static volatile int g_ncreated = 0;
+
+int unet_mkdir_output(const char *dir) {
+  char buf[4096];
+  if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) { errno = ENAMETOOLONG; return -1; }
+  size_t len = strlen(buf);
+  while (len > 1 && buf[len - 1] == '/') buf[--len] = 0;
+  for (char *p = buf + 1;; p++) {
+    if (*p != '/' && *p != 0) continue;
+    char c = *p;
+    *p = 0;
+    if (mkdir(buf, 0777) == 0) {
+      if (g_ncreated < MAX_CREATED_DIRS) {
+        snprintf(g_created[g_ncreated], sizeof g_created[0], "%s", buf);
+        g_ncreated++;
+      }
+    } else if (errno != EEXIST) {
+      return -1;
+    }
+    *p = c;
+    if (!c) break;
+  }
+  struct stat st;
+  if (stat(buf, &st) != 0) return -1;
+  if (!S_ISDIR(st.st_mode)) { errno = ENOTDIR; return -1; }
+  return 0;
+}
+
+void unet_remove_created_dirs(void) {
+  int n = g_ncreated;
+  g_ncreated = 0;
+  for (int i = n - 1; i >= 0; i--) rmdir(g_created[i]); /* fails, harmlessly, on a folder with content */
+}
+
+int unet_check_output_dir(const char *dir, char *where, size_t where_len) {
+  char buf[4096];
+  if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) { errno = ENAMETOOLONG; return -1; }
+  for (;;) {
+    struct stat st;
+    if (stat(buf, &st) == 0) {
+      snprintf(where, where_len, "%s", buf);
+      if (!S_ISDIR(st.st_mode)) { errno = ENOTDIR; return -1; }
+      return access(buf, W_OK | X_OK) == 0 ? 0 : -1;
+    }
+    if (errno != ENOENT) { snprintf(where, where_len, "%s", buf); return -1; }
+    char *slash = strrchr(buf, '/');
+    while (slash && slash > buf && slash[1] == 0) { *slash = 0; slash = strrchr(buf, '/'); } /* trailing '/' */
+    if (!slash) { snprintf(buf, sizeof buf, "."); continue; }
+    if (slash == buf) { buf[1] = 0; continue; }
+    *slash = 0;
+  }
 }
 
 int unet_path_join(char *out, size_t out_len, const char *dir, const char *name) {
