@@ -13,10 +13,10 @@
  * Transpose to NHWC. 'same' padding is written as explicit pads. */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "onnx.pb-c.h"
 #include "unet/model_graph.h"

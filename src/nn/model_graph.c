@@ -8,6 +8,8 @@
 #include "unet/model_graph.h"
 #include "unet/util.h"
 
+#define GRAPH_MAX_OPS (2 * UNET_MAX_LAYERS)
+
 static const char *const kind_names[] = {"conv",    "depthwise", "conv_transpose", "batchnorm", "relu",
                                          "maxpool", "add",       "upsample",       "softmax"};
 
@@ -24,6 +26,7 @@ typedef struct {
 static int emit(Walk *wk, GraphOpKind kind, int a, int b, int cin, int cout, int kernel, int stride, int v0, int v1,
                 int v2, int v3, const char *suffix) {
   ModelGraph *g = wk->g;
+  if (g->num_ops == GRAPH_MAX_OPS) unet_fatal("internal: inference graph longer than %d ops", GRAPH_MAX_OPS);
   GraphOp *op = &g->ops[g->num_ops];
   memset(op, 0, sizeof *op);
   op->kind = kind;
@@ -88,7 +91,7 @@ static int conv_transpose(Walk *wk, int in, ConvVars c) {
 void unet_inference_graph(const UNet *m, ModelGraph *g) {
   const UNetImpl *I = m->impl;
   memset(g, 0, sizeof *g);
-  g->ops = xcalloc(UNET_MAX_LAYERS * 2, sizeof(GraphOp), "inference graph");
+  g->ops = xcalloc(GRAPH_MAX_OPS, sizeof(GraphOp), "inference graph");
   g->bn_epsilon = m->bn_epsilon;
   Walk wk = {.m = m, .g = g, .h = m->height, .w = m->width};
 
