@@ -255,17 +255,6 @@ static int entry_cmp(const void *a, const void *b) {
   return c ? c : strcmp(x->path, y->path);
 }
 
-/* Extensions considered image files; the content decides the decoder. Other
- * files (e.g. the .mat files in Oxford's images/) are ignored with a note. */
-static int has_image_extension(const char *name) {
-  static const char *const exts[] = {"jpg", "jpeg", "jpe", "png", "gif", "bmp", "tif", "tiff", "webp", "ppm", "pgm"};
-  const char *dot = strrchr(name, '.');
-  if (!dot) return 0;
-  for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
-    if (!strcasecmp(dot + 1, exts[i])) return 1;
-  return 0;
-}
-
 static Entry *list_dir(const char *dir, const char *what, long *count) {
   DIR *d = opendir(dir);
   if (!d) unet_fatal("cannot read %s directory %s: %s", what, dir, strerror(errno));
@@ -283,7 +272,7 @@ static Entry *list_dir(const char *dir, const char *what, long *count) {
     }
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue; /* subfolders, dangling links */
-    if (!has_image_extension(name)) {
+    if (!image_name_has_image_extension(name)) { /* e.g. the .mat files in Oxford's images/ */
       if (ignored++ < 5) unet_warn("ignoring %s: not an image file name", path);
       continue;
     }

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "image_internal.h"
@@ -74,6 +75,15 @@ int image_decode_gray(const uint8_t *data, size_t len, Image *out, char *err, si
 
 int image_decode_mask(const uint8_t *data, size_t len, Image *out, int *was_palette, char *err, size_t err_len) {
   return decode_channels(data, len, 1, 1, out, was_palette, err, err_len);
+}
+
+int image_name_has_image_extension(const char *name) {
+  static const char *const exts[] = {"jpg", "jpeg", "jpe", "png", "gif", "bmp", "tif", "tiff", "webp", "ppm", "pgm"};
+  const char *dot = strrchr(name, '.');
+  if (!dot) return 0;
+  for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
+    if (!strcasecmp(dot + 1, exts[i])) return 1;
+  return 0;
 }
 
 int read_file_bytes(const char *path, uint8_t **data, size_t *len, char *err, size_t err_len) {
