@@ -17,3 +17,5 @@ add_executable(test-comm tests/test_comm.c)
 target_link_libraries(test-comm PRIVATE unet_dist)
 target_include_directories(test-comm PRIVATE ${CMAKE_SOURCE_DIR}/tests)
 unet_add_script_test(test_comm test_comm.sh 300 "mpi")
+# Class weights, ignored pixels in the confusion matrix and the weighted loss, by hand.
+unet_add_test(NAME test_class_weights SOURCES tests/test_class_weights.c LIBS unet_trainer TIMEOUT 60)
