@@ -19,3 +19,6 @@ target_include_directories(test-comm PRIVATE ${CMAKE_SOURCE_DIR}/tests)
 unet_add_script_test(test_comm test_comm.sh 300 "mpi")
 # Class weights, ignored pixels in the confusion matrix and the weighted loss, by hand.
 unet_add_test(NAME test_class_weights SOURCES tests/test_class_weights.c LIBS unet_trainer TIMEOUT 60)
+# unet-evaluate against hand-computed metrics, on 1 and 3 ranks.
+unet_add_test(NAME test_evaluate SOURCES tests/test_evaluate.c LIBS unet_trainer TIMEOUT 120 LABELS "mpi")
+add_dependencies(test_evaluate unet-evaluate)
