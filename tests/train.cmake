@@ -22,3 +22,7 @@ unet_add_test(NAME test_class_weights SOURCES tests/test_class_weights.c LIBS un
 # unet-evaluate against hand-computed metrics, on 1 and 3 ranks.
 unet_add_test(NAME test_evaluate SOURCES tests/test_evaluate.c LIBS unet_trainer TIMEOUT 120 LABELS "mpi")
 add_dependencies(test_evaluate unet-evaluate)
+# The ISBI membrane set end to end (preprocess, train, evaluate, predict at 512x512); skips without it.
+add_test(NAME test_isbi COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_isbi.sh ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
+set_tests_properties(test_isbi PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS "train;mpi;slow"
+  ENVIRONMENT "UNET_SHARED_DIR=${UNET_SHARED_DIR};OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1;ASAN_OPTIONS=detect_leaks=0")
