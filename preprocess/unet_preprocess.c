@@ -56,7 +56,7 @@ typedef struct {
   long memory_mb;
   int mask_threshold;   /* -1: map with mask_values; else class 1 = raw >= T, 0 below */
   int ignore_value;     /* -1: none; else raw value stored as SHARD_IGNORE_ID */
-  int split_test;       /* --split test: every valid pair into test.h5 */
+  const char *split_one; /* --split val|test: every valid pair into one file, val.h5 or test.h5; NULL: train */
   int val_given, shards_given, mask_values_given;
 } Options;
 
@@ -72,7 +72,9 @@ static void usage(FILE *f) {
           "                      anti-aliased masks); instead of --mask-values\n"
           "  --ignore-value V    raw mask value of void/ignored pixels (255 in VOC, 11 in CamVid): stored\n"
           "                      as class id 255, left out of the loss and the metrics\n"
-          "  --split train|test  train (default): train shards + val.h5; test: every pair into test.h5\n"
+          "  --split train|val|test  train (default): train shards + the last --val pairs in val.h5;\n"
+          "                      val, test: every pair (stem order) into val.h5 / test.h5, for a dataset's\n"
+          "                      own validation or test split\n"
           "  --seed S            shuffle seed (default 1337)\n"
           "  --val N|F           validation pairs: a count, or a fraction 0<F<1 (default 1000; 0 = none)\n"
           "  --shards K          training files (default 1)\n"
@@ -165,8 +167,9 @@ static void parse_args(int argc, char **argv, Options *o) {
       if (unet_parse_int(val, &v) || v < 0 || v > 255) unet_usage_error("--ignore-value %s: want an integer in 0..255", val);
       o->ignore_value = (int)v;
     } else if (!strcmp(opt, "--split")) {
-      if (strcmp(val, "train") && strcmp(val, "test")) unet_usage_error("--split %s: want train or test", val);
-      o->split_test = !strcmp(val, "test");
+      if (strcmp(val, "train") && strcmp(val, "val") && strcmp(val, "test"))
+        unet_usage_error("--split %s: want train, val or test", val);
+      o->split_one = strcmp(val, "train") ? val : NULL;
     } else if (!strcmp(opt, "--seed")) {
       if (unet_parse_int(val, &v)) unet_usage_error("--seed %s: want an integer", val);
       o->seed = v;
@@ -212,8 +215,9 @@ static void parse_args(int argc, char **argv, Options *o) {
   if (o->ignore_value >= 0 && o->num_classes > SHARD_IGNORE_ID)
     unet_usage_error("--ignore-value needs at most %d classes (class id %d marks ignored pixels)", SHARD_IGNORE_ID,
                      SHARD_IGNORE_ID);
-  if (o->split_test && (o->val_given || o->shards_given))
-    unet_usage_error("--split test writes every pair into test.h5: --val and --shards do not apply");
+  if (o->split_one && (o->val_given || o->shards_given))
+    unet_usage_error("--split %s writes every pair into %s.h5: --val and --shards do not apply", o->split_one,
+                     o->split_one);
 }
 
 /* ---- listing and pairing by stem ---------------------------------------- */
@@ -352,7 +356,7 @@ static long count_candidates(const Pair *pairs, long npairs) {
  * before decoding with the candidate pairs and after it with the valid ones. */
 static long check_counts(const Options *o, long n, const char *what) {
   if (n == 0) unet_fatal("no %s in %s and %s", what, o->images_dir, o->masks_dir);
-  if (o->split_test) return 0; /* everything goes to test.h5 */
+  if (o->split_one) return 0; /* everything goes to one file */
   long nval = o->val_count >= 0 ? o->val_count : (long)(o->val_fraction * n + 0.5);
   if (nval >= n)
     unet_fatal("--val %ld needs more than %ld pairs, only %ld %s; use a smaller --val or a fraction such as --val 0.2",
@@ -606,16 +610,20 @@ static void write_manifest(const Options *o, const OutFile *files, long nfiles, 
     const char *base = strrchr(files[i].path, '/');
     fprintf(f, "%s %s %ld\n", base ? base + 1 : files[i].path, files[i].kind, files[i].count);
   }
-  /* the other split's files (a test.h5 beside train shards, or the reverse) stay listed */
+  /* files of other runs into this folder (a test.h5 or a --split val beside train shards, or
+   * the reverse) stay listed while they exist */
   FILE *old = fopen(path, "r");
   char line[8400];
   while (old && fgets(line, sizeof line, old)) {
-    char name[8300], kind[16];
+    char name[8300], kind[16], other[8300];
     long count;
     if (line[0] == '#' || sscanf(line, "%8299s %15s %ld", name, kind, &count) != 3) continue;
-    if ((!strcmp(kind, "test")) == (o->split_test != 0)) continue; /* this run's split: replaced above */
-    char other[8300];
-    if (unet_path_join(other, sizeof other, o->out_dir, name) == 0 && access(other, F_OK) == 0) fputs(line, f);
+    int mine = 0;
+    for (long i = 0; i < nfiles && !mine; i++) {
+      const char *base = strrchr(files[i].path, '/');
+      mine = !strcmp(base ? base + 1 : files[i].path, name);
+    }
+    if (!mine && unet_path_join(other, sizeof other, o->out_dir, name) == 0 && access(other, F_OK) == 0) fputs(line, f);
   }
   if (old) fclose(old);
   int bad = ferror(f);
@@ -762,21 +770,23 @@ int main(int argc, char **argv) {
   /* shuffle the valid pairs (stem order in) with our own RNG: like the Keras
    * example's random.Random(1337).shuffle in spirit, not in the exact order.
    * A test file keeps the stem order: nothing trains on its order. */
-  if (!o.split_test) {
+  if (!o.split_one) {
     UnetRng rng;
     rng_seed(&rng, (uint64_t)o.seed);
     rng_shuffle_u32(&rng, valid, (uint32_t)nvalid);
   }
 
-  long nfiles = o.split_test ? 1 : o.shards + (nval > 0 ? 1 : 0);
+  long nfiles = o.split_one ? 1 : o.shards + (nval > 0 ? 1 : 0);
   OutFile *files = xcalloc((size_t)nfiles, sizeof(OutFile), "output files");
-  if (o.split_test) {
-    unet_path_join(files[0].path, sizeof files[0].path, o.out_dir, "test.h5");
-    files[0].kind = "test";
+  if (o.split_one) {
+    char name[16];
+    snprintf(name, sizeof name, "%s.h5", o.split_one);
+    unet_path_join(files[0].path, sizeof files[0].path, o.out_dir, name);
+    files[0].kind = o.split_one;
     files[0].first = 0;
     files[0].count = nvalid;
   }
-  for (long k = 0; k < o.shards && !o.split_test; k++) {
+  for (long k = 0; k < o.shards && !o.split_one; k++) {
     char name[64];
     snprintf(name, sizeof name, "train-%05ld-of-%05ld.h5", k, o.shards);
     unet_path_join(files[k].path, sizeof files[k].path, o.out_dir, name);
@@ -846,14 +856,14 @@ int main(int argc, char **argv) {
   }
   g_ntmp = 0;
   unet_progress_end(&prog, written);
-  if (!o.split_test) remove_stale(&o, nval); /* a test file sits beside a train split */
+  if (!o.split_one) remove_stale(&o, nval); /* a val/test file of its own sits beside a train split */
   write_manifest(&o, files, nfiles, nvalid);
 
   /* summary */
   unet_info("found %ld images and %ld masks: %ld stems", ni, nm, npairs);
-  if (o.split_test)
-    unet_info("wrote %ld pairs to %s/test.h5 (stem order); %dx%d, %d classes, %.1f s", nvalid, o.out_dir, o.height,
-              o.width, o.num_classes, unet_now() - t0);
+  if (o.split_one)
+    unet_info("wrote %ld pairs to %s/%s.h5 (stem order); %dx%d, %d classes, %.1f s", nvalid, o.out_dir, o.split_one,
+              o.height, o.width, o.num_classes, unet_now() - t0);
   else
     unet_info("wrote %ld pairs to %s: %ld train in %ld shard(s), %ld val; %dx%d, %d classes, %.1f s", nvalid,
               o.out_dir, ntrain, o.shards, nval, o.height, o.width, o.num_classes, unet_now() - t0);

@@ -362,6 +362,14 @@ static void part_camvid(void) {
             "manifest:\n%s", text);
   work_path(path, sizeof path, "cv/test.h5");
   CHECK(access(path, F_OK) == 0);
+  /* a dataset's own validation split: train shards with --val 0, then --split val beside them */
+  CHECK(run("--images camvid/images --masks camvid/labels --out cv3 --size 48x64 --val 0 --mask-values %s "
+            "--ignore-value 11", values) == 0);
+  CHECK(run("--images camvid/images --masks camvid/labels --out cv3 --size 48x64 --split val --mask-values %s "
+            "--ignore-value 11", values) == 0);
+  CHECK_LOG("wrote 5 pairs to cv3/val.h5 (stem order)");
+  CHECK(check_shard("cv3/val.h5", expect_camvid, &info) == 5 && !strcmp(info.kind, "val"));
+  CHECK(count_in("cv3/train-00000-of-00001.h5", expect_camvid) == 5);
   CHECK(run("--images camvid/images --masks camvid/labels --out cv2 --split test --val 2") == 2);
   CHECK_LOG("--split test writes every pair into test.h5: --val and --shards do not apply");
 }
