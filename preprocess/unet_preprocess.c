@@ -1,7 +1,8 @@
 /* unet-preprocess - turn an Oxford-style image/mask tree into HDF5 shards.
  *
  *   unet-preprocess --images DIR --masks DIR --out DIR [--size 160|HxW]
- *                   [--mask-values 1,2,3] [--seed 1337] [--val 1000|0.1]
+ *                   [--mask-values 1,2,3 | --mask-threshold T] [--ignore-value V]
+ *                   [--split train|test] [--seed 1337] [--val 1000|0.1]
  *                   [--shards 1] [--threads N] [--compress 0..9] [--strict]
  *
  * Phases:
@@ -12,13 +13,15 @@
  *     it would exceed --memory-mb);
  *  3. the valid pairs (stem order) are shuffled with --seed; the LAST --val
  *     go to val.h5, the rest into --shards contiguous ranges
- *     train-0000k-of-0000K.h5; the main thread writes HDF5 (HDF5 is not
+ *     train-0000k-of-0000K.h5 (--split test: all of them, in stem order, to
+ *     test.h5); the main thread writes HDF5 (HDF5 is not
  *     thread safe), every file under a temporary name, and renames them all
  *     only when all are complete.
  * Bad pairs are reported one line each and skipped (--strict: fatal). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -51,6 +54,10 @@ typedef struct {
   int deflate;
   int strict;
   long memory_mb;
+  int mask_threshold;   /* -1: map with mask_values; else class 1 = raw >= T, 0 below */
+  int ignore_value;     /* -1: none; else raw value stored as SHARD_IGNORE_ID */
+  const char *split_one; /* --split val|test: every valid pair into one file, val.h5 or test.h5; NULL: train */
+  int val_given, shards_given, mask_values_given;
 } Options;
 
 static void usage(FILE *f) {
@@ -61,6 +68,13 @@ static void usage(FILE *f) {
           "  --size S|HxW        output size, sides multiples of 16 (default 160)\n"
           "  --mask-values LIST  raw mask value of class 0,1,2,... (default 1,2,3: Oxford trimaps;\n"
           "                      e.g. 0,255 for binary masks); other values are an error\n"
+          "  --mask-threshold T  binary masks: raw value >= T is class 1, below is class 0 (JPEG or\n"
+          "                      anti-aliased masks); instead of --mask-values\n"
+          "  --ignore-value V    raw mask value of void/ignored pixels (255 in VOC, 11 in CamVid): stored\n"
+          "                      as class id 255, left out of the loss and the metrics\n"
+          "  --split train|val|test  train (default): train shards + the last --val pairs in val.h5;\n"
+          "                      val, test: every pair (stem order) into val.h5 / test.h5, for a dataset's\n"
+          "                      own validation or test split\n"
           "  --seed S            shuffle seed (default 1337)\n"
           "  --val N|F           validation pairs: a count, or a fraction 0<F<1 (default 1000; 0 = none)\n"
           "  --shards K          training files (default 1)\n"
@@ -68,7 +82,10 @@ static void usage(FILE *f) {
           "  --compress L        gzip level 0..9 for the shards (default 0: none, fastest reads)\n"
           "  --memory-mb M       keep resized samples in memory up to M MB, else spill to a\n"
           "                      temporary file in OUT (default 4096)\n"
-          "  --strict            any bad pair is fatal (default: report and skip it)\n"
+          "  --strict            any bad pair is fatal, and so is a mask of another resolution\n"
+          "                      (default: report and skip bad pairs; resize masks whose aspect ratio\n"
+          "                      agrees with the image's within 1%%)\n"
+          "Palette PNG masks are read by index (the class ids of VOC-style masks).\n"
           "exit codes: 0 done, 1 error (named input or output at fault), 2 bad command line\n");
 }
 
@@ -106,6 +123,7 @@ static void parse_args(int argc, char **argv, Options *o) {
   long nproc = sysconf(_SC_NPROCESSORS_ONLN);
   o->threads = nproc > 0 ? (int)nproc : 1;
   o->memory_mb = 4096;
+  o->mask_threshold = o->ignore_value = -1;
   for (int a = 1; a < argc; a++) {
     const char *opt = argv[a];
     if (!strcmp(opt, "--help") || !strcmp(opt, "-h")) {
@@ -119,7 +137,8 @@ static void parse_args(int argc, char **argv, Options *o) {
     int known = !strcmp(opt, "--images") || !strcmp(opt, "--masks") || !strcmp(opt, "--out") ||
                 !strcmp(opt, "--size") || !strcmp(opt, "--mask-values") || !strcmp(opt, "--seed") ||
                 !strcmp(opt, "--val") || !strcmp(opt, "--shards") || !strcmp(opt, "--threads") ||
-                !strcmp(opt, "--compress") || !strcmp(opt, "--memory-mb");
+                !strcmp(opt, "--compress") || !strcmp(opt, "--memory-mb") || !strcmp(opt, "--mask-threshold") ||
+                !strcmp(opt, "--ignore-value") || !strcmp(opt, "--split");
     if (!known) unet_usage_error("unknown option '%s'", opt);
     if (a + 1 >= argc) unet_usage_error("%s needs a value", opt);
     const char *val = argv[++a];
@@ -140,6 +159,17 @@ static void parse_args(int argc, char **argv, Options *o) {
     } else if (!strcmp(opt, "--mask-values")) {
       if (parse_mask_values(val, o))
         unet_usage_error("--mask-values %s: want distinct integers 0..255 separated by commas, e.g. 1,2,3 or 0,255", val);
+      o->mask_values_given = 1;
+    } else if (!strcmp(opt, "--mask-threshold")) {
+      if (unet_parse_int(val, &v) || v < 1 || v > 255) unet_usage_error("--mask-threshold %s: want an integer in 1..255", val);
+      o->mask_threshold = (int)v;
+    } else if (!strcmp(opt, "--ignore-value")) {
+      if (unet_parse_int(val, &v) || v < 0 || v > 255) unet_usage_error("--ignore-value %s: want an integer in 0..255", val);
+      o->ignore_value = (int)v;
+    } else if (!strcmp(opt, "--split")) {
+      if (strcmp(val, "train") && strcmp(val, "val") && strcmp(val, "test"))
+        unet_usage_error("--split %s: want train, val or test", val);
+      o->split_one = strcmp(val, "train") ? val : NULL;
     } else if (!strcmp(opt, "--seed")) {
       if (unet_parse_int(val, &v)) unet_usage_error("--seed %s: want an integer", val);
       o->seed = v;
@@ -147,15 +177,18 @@ static void parse_args(int argc, char **argv, Options *o) {
       if (unet_parse_int(val, &v) == 0) {
         if (v < 0) unet_usage_error("--val %s: must not be negative", val);
         o->val_count = v;
+        o->val_given = 1;
       } else if (unet_parse_double(val, &d) == 0 && d > 0 && d < 1) {
         o->val_count = -1;
         o->val_fraction = d;
+        o->val_given = 1;
       } else {
         unet_usage_error("--val %s: want a count (e.g. 1000, 0) or a fraction between 0 and 1 (e.g. 0.1)", val);
       }
     } else if (!strcmp(opt, "--shards")) {
       if (unet_parse_int(val, &v) || v < 1 || v > 99999) unet_usage_error("--shards %s: want an integer in 1..99999", val);
       o->shards = v;
+      o->shards_given = 1;
     } else if (!strcmp(opt, "--threads")) {
       if (unet_parse_int(val, &v) || v < 1 || v > 256) unet_usage_error("--threads %s: want an integer in 1..256", val);
       o->threads = (int)v;
@@ -168,6 +201,23 @@ static void parse_args(int argc, char **argv, Options *o) {
     }
   }
   if (!o->images_dir || !o->masks_dir || !o->out_dir) unet_usage_error("--images, --masks and --out are required");
+  if (o->mask_threshold >= 0 && o->mask_values_given)
+    unet_usage_error("--mask-threshold and --mask-values exclude each other (a threshold makes classes 0 and 1)");
+  if (o->mask_threshold >= 0) {
+    o->num_classes = 2;
+    o->mask_values[0] = 0, o->mask_values[1] = o->mask_threshold; /* the lowest raw value of each class */
+  }
+  if (o->ignore_value >= 0 && o->mask_threshold < 0)
+    for (int c = 0; c < o->num_classes; c++)
+      if (o->mask_values[c] == o->ignore_value)
+        unet_usage_error("--ignore-value %d is also class %d of --mask-values: a value is either a class or ignored",
+                         o->ignore_value, c);
+  if (o->ignore_value >= 0 && o->num_classes > SHARD_IGNORE_ID)
+    unet_usage_error("--ignore-value needs at most %d classes (class id %d marks ignored pixels)", SHARD_IGNORE_ID,
+                     SHARD_IGNORE_ID);
+  if (o->split_one && (o->val_given || o->shards_given))
+    unet_usage_error("--split %s writes every pair into %s.h5: --val and --shards do not apply", o->split_one,
+                     o->split_one);
 }
 
 /* ---- listing and pairing by stem ---------------------------------------- */
@@ -194,6 +244,9 @@ typedef struct {
   char *image_path, *mask_path; /* NULL when absent */
   SkipReason reason;
   char *message; /* one line naming the file and the reason */
+  uint8_t other_resolution; /* the mask's size differs, its aspect ratio agrees: resized straight */
+  uint8_t palette;          /* a palette PNG mask, read by index */
+  long ignored_pixels;      /* stored mask pixels with the ignore value */
 } Pair;
 
 typedef struct {
@@ -204,17 +257,6 @@ static int entry_cmp(const void *a, const void *b) {
   const Entry *x = a, *y = b;
   int c = strcmp(x->stem, y->stem);
   return c ? c : strcmp(x->path, y->path);
-}
-
-/* Extensions considered image files; the content decides the decoder. Other
- * files (e.g. the .mat files in Oxford's images/) are ignored with a note. */
-static int has_image_extension(const char *name) {
-  static const char *const exts[] = {"jpg", "jpeg", "jpe", "png", "gif", "bmp", "tif", "tiff", "webp", "ppm", "pgm"};
-  const char *dot = strrchr(name, '.');
-  if (!dot) return 0;
-  for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
-    if (!strcasecmp(dot + 1, exts[i])) return 1;
-  return 0;
 }
 
 static Entry *list_dir(const char *dir, const char *what, long *count) {
@@ -234,7 +276,7 @@ static Entry *list_dir(const char *dir, const char *what, long *count) {
     }
     struct stat st;
     if (stat(path, &st) != 0 || !S_ISREG(st.st_mode)) continue; /* subfolders, dangling links */
-    if (!has_image_extension(name)) {
+    if (!image_name_has_image_extension(name)) { /* e.g. the .mat files in Oxford's images/ */
       if (ignored++ < 5) unet_warn("ignoring %s: not an image file name", path);
       continue;
     }
@@ -314,6 +356,7 @@ static long count_candidates(const Pair *pairs, long npairs) {
  * before decoding with the candidate pairs and after it with the valid ones. */
 static long check_counts(const Options *o, long n, const char *what) {
   if (n == 0) unet_fatal("no %s in %s and %s", what, o->images_dir, o->masks_dir);
+  if (o->split_one) return 0; /* everything goes to one file */
   long nval = o->val_count >= 0 ? o->val_count : (long)(o->val_fraction * n + 0.5);
   if (nval >= n)
     unet_fatal("--val %ld needs more than %ld pairs, only %ld %s; use a smaller --val or a fraction such as --val 0.2",
@@ -376,12 +419,16 @@ static const uint8_t *store_get(SampleStore *s, long i, uint8_t *buf) {
 }
 
 /* ---- phase 2: decode, validate, resize (worker threads) ------------------ */
+#define LUT_BAD 0x100
+/* A mask whose aspect ratio (W/H) agrees with its image's within this fraction
+ * is the same picture at another resolution. */
+#define ASPECT_TOLERANCE 0.01
 typedef struct {
   const Options *o;
   Pair *pairs;
   long npairs;
   SampleStore *store;
-  uint8_t lut[256]; /* raw mask value -> class id, 255 = not in the mapping */
+  uint16_t lut[256]; /* raw mask value -> class id (SHARD_IGNORE_ID: ignored), LUT_BAD: not in the mapping */
   atomic_long next, done;
   atomic_int stop; /* --strict failure or store error */
   char fatal[2048];
@@ -391,6 +438,10 @@ typedef struct {
 static void mapping_text(const Options *o, char *out, size_t len) {
   size_t used = 0;
   out[0] = 0;
+  if (o->mask_threshold >= 0) {
+    snprintf(out, len, "threshold %d (class 1 = value >= %d)", o->mask_threshold, o->mask_threshold);
+    return;
+  }
   for (int c = 0; c < o->num_classes && used < len; c++)
     used += (size_t)snprintf(out + used, len - used, "%s%d", c ? "," : "", o->mask_values[c]);
 }
@@ -420,7 +471,8 @@ static SkipReason process_pair(DecodeJob *job, Pair *p, long index, uint8_t *sam
     image_free(&img);
     return SKIP_UNREADABLE;
   }
-  if (image_decode_gray(data, len, &mask, err, sizeof err) != 0) {
+  int was_palette = 0;
+  if (image_decode_mask(data, len, &mask, &was_palette, err, sizeof err) != 0) {
     ImageFormat f = image_sniff(data, len);
     reason = (f == IMAGE_FORMAT_JPEG || f == IMAGE_FORMAT_PNG || len == 0) ? SKIP_CORRUPT_MASK : SKIP_UNSUPPORTED;
     p->message = format_message("%s: %s", p->mask_path, err);
@@ -429,11 +481,25 @@ static SkipReason process_pair(DecodeJob *job, Pair *p, long index, uint8_t *sam
     return reason;
   }
   free(data);
+  p->palette = (uint8_t)was_palette;
   if (mask.width != img.width || mask.height != img.height) {
-    p->message = format_message("%s: mask is %dx%d (WxH) but image %s is %dx%d", p->mask_path, mask.width,
-                                mask.height, p->image_path, img.width, img.height);
-    reason = SKIP_SIZE_MISMATCH;
-    goto out;
+    /* the same picture at another resolution (same aspect ratio) is resized
+     * straight to the target size; --strict keeps any difference an error */
+    double ai = (double)img.width / img.height, am = (double)mask.width / mask.height;
+    double off = fabs(am - ai) / ai;
+    if (o->strict || off > ASPECT_TOLERANCE) {
+      if (o->strict)
+        p->message = format_message("%s: mask is %dx%d (WxH) but image %s is %dx%d", p->mask_path, mask.width,
+                                    mask.height, p->image_path, img.width, img.height);
+      else
+        p->message = format_message("%s: mask is %dx%d (WxH) but image %s is %dx%d: aspect ratios %.4f and %.4f "
+                                    "differ by %.1f%% (more than %.0f%%: not the same picture)",
+                                    p->mask_path, mask.width, mask.height, p->image_path, img.width, img.height, am,
+                                    ai, 100 * off, 100 * ASPECT_TOLERANCE);
+      reason = SKIP_SIZE_MISMATCH;
+      goto out;
+    }
+    p->other_resolution = 1;
   }
   /* validate every source pixel (a bad value anywhere is an error, even
    * where nearest resizing would not sample it) */
@@ -441,10 +507,10 @@ static SkipReason process_pair(DecodeJob *job, Pair *p, long index, uint8_t *sam
   int first_bad_value = 0;
   size_t npx = (size_t)mask.width * mask.height;
   uint8_t any_bad = 0; /* branch-free pass; the first bad pixel is looked up only on failure */
-  for (size_t q = 0; q < npx; q++) any_bad |= (uint8_t)(job->lut[mask.pixels[q]] == 255);
+  for (size_t q = 0; q < npx; q++) any_bad |= (uint8_t)(job->lut[mask.pixels[q]] >> 8);
   if (any_bad) {
     for (size_t q = 0; q < npx; q++)
-      if (job->lut[mask.pixels[q]] == 255) {
+      if (job->lut[mask.pixels[q]] == LUT_BAD) {
         if (first_bad < 0) first_bad = (long)q, first_bad_value = mask.pixels[q];
         bad++;
       }
@@ -454,9 +520,9 @@ static SkipReason process_pair(DecodeJob *job, Pair *p, long index, uint8_t *sam
     mapping_text(o, map, sizeof map);
     reason = SKIP_MASK_VALUE;
     p->message = format_message("%s: mask value %d at (x=%ld, y=%ld) is not in the mapping %s (%ld pixel(s) "
-                                "outside it; see --mask-values)",
+                                "outside it%s; see --mask-values, --mask-threshold, --ignore-value)",
                                 p->mask_path, first_bad_value, first_bad % mask.width, first_bad / mask.width, map,
-                                bad);
+                                bad, was_palette ? "; a palette PNG: its values are palette indices" : "");
     goto out;
   }
   uint8_t *img_out = sample, *mask_out = sample + (size_t)o->height * o->width * 3;
@@ -464,7 +530,12 @@ static SkipReason process_pair(DecodeJob *job, Pair *p, long index, uint8_t *sam
   /* nearest only copies source values, so mapping after resizing is the same
    * as mapping before, on H*W instead of the source's pixels */
   resize_nearest_u8(mask.pixels, mask.height, mask.width, 1, mask_out, o->height, o->width);
-  for (size_t q = 0; q < (size_t)o->height * o->width; q++) mask_out[q] = job->lut[mask_out[q]];
+  long ignored = 0;
+  for (size_t q = 0; q < (size_t)o->height * o->width; q++) {
+    mask_out[q] = (uint8_t)job->lut[mask_out[q]];
+    ignored += mask_out[q] == SHARD_IGNORE_ID && o->ignore_value >= 0;
+  }
+  p->ignored_pixels = ignored;
   if (store_put(job->store, index, sample, err, sizeof err) != 0) {
     pthread_mutex_lock(&job->lock);
     if (!atomic_load(&job->stop)) snprintf(job->fatal, sizeof job->fatal, "%s", err);
@@ -539,6 +610,22 @@ static void write_manifest(const Options *o, const OutFile *files, long nfiles, 
     const char *base = strrchr(files[i].path, '/');
     fprintf(f, "%s %s %ld\n", base ? base + 1 : files[i].path, files[i].kind, files[i].count);
   }
+  /* files of other runs into this folder (a test.h5 or a --split val beside train shards, or
+   * the reverse) stay listed while they exist */
+  FILE *old = fopen(path, "r");
+  char line[8400];
+  while (old && fgets(line, sizeof line, old)) {
+    char name[8300], kind[16], other[8300];
+    long count;
+    if (line[0] == '#' || sscanf(line, "%8299s %15s %ld", name, kind, &count) != 3) continue;
+    int mine = 0;
+    for (long i = 0; i < nfiles && !mine; i++) {
+      const char *base = strrchr(files[i].path, '/');
+      mine = !strcmp(base ? base + 1 : files[i].path, name);
+    }
+    if (!mine && unet_path_join(other, sizeof other, o->out_dir, name) == 0 && access(other, F_OK) == 0) fputs(line, f);
+  }
+  if (old) fclose(old);
   int bad = ferror(f);
   if (fclose(f) != 0 || bad || unet_commit_file(tmp, path) != 0) {
     unet_warn("cannot write %s: %s (the shards are complete)", path, strerror(errno));
@@ -633,8 +720,11 @@ int main(int argc, char **argv) {
   job.pairs = pairs;
   job.npairs = npairs;
   job.store = &store;
-  memset(job.lut, 255, sizeof job.lut);
-  for (int c = 0; c < o.num_classes; c++) job.lut[o.mask_values[c]] = (uint8_t)c;
+  for (int v = 0; v < 256; v++)
+    job.lut[v] = o.mask_threshold >= 0 ? (v >= o.mask_threshold ? 1 : 0) : LUT_BAD;
+  if (o.mask_threshold < 0)
+    for (int c = 0; c < o.num_classes; c++) job.lut[o.mask_values[c]] = (uint16_t)c;
+  if (o.ignore_value >= 0) job.lut[o.ignore_value] = SHARD_IGNORE_ID;
   atomic_init(&job.next, 0);
   atomic_init(&job.done, 0);
   atomic_init(&job.stop, 0);
@@ -678,14 +768,25 @@ int main(int argc, char **argv) {
   long ntrain = nvalid - nval;
 
   /* shuffle the valid pairs (stem order in) with our own RNG: like the Keras
-   * example's random.Random(1337).shuffle in spirit, not in the exact order */
-  UnetRng rng;
-  rng_seed(&rng, (uint64_t)o.seed);
-  rng_shuffle_u32(&rng, valid, (uint32_t)nvalid);
+   * example's random.Random(1337).shuffle in spirit, not in the exact order.
+   * A test file keeps the stem order: nothing trains on its order. */
+  if (!o.split_one) {
+    UnetRng rng;
+    rng_seed(&rng, (uint64_t)o.seed);
+    rng_shuffle_u32(&rng, valid, (uint32_t)nvalid);
+  }
 
-  long nfiles = o.shards + (nval > 0 ? 1 : 0);
+  long nfiles = o.split_one ? 1 : o.shards + (nval > 0 ? 1 : 0);
   OutFile *files = xcalloc((size_t)nfiles, sizeof(OutFile), "output files");
-  for (long k = 0; k < o.shards; k++) {
+  if (o.split_one) {
+    char name[16];
+    snprintf(name, sizeof name, "%s.h5", o.split_one);
+    unet_path_join(files[0].path, sizeof files[0].path, o.out_dir, name);
+    files[0].kind = o.split_one;
+    files[0].first = 0;
+    files[0].count = nvalid;
+  }
+  for (long k = 0; k < o.shards && !o.split_one; k++) {
     char name[64];
     snprintf(name, sizeof name, "train-%05ld-of-%05ld.h5", k, o.shards);
     unet_path_join(files[k].path, sizeof files[k].path, o.out_dir, name);
@@ -714,6 +815,8 @@ int main(int argc, char **argv) {
   memcpy(info.mask_values, o.mask_values, sizeof info.mask_values);
   info.seed = o.seed;
   info.deflate_level = o.deflate;
+  info.has_ignore = o.ignore_value >= 0, info.ignore_value = o.ignore_value;
+  info.has_threshold = o.mask_threshold >= 0, info.mask_threshold = o.mask_threshold;
   uint8_t *buf = xmalloc(store.sample_bytes, "sample buffer");
   const size_t img_bytes = (size_t)o.height * o.width * 3;
   char err[2048];
@@ -753,13 +856,33 @@ int main(int argc, char **argv) {
   }
   g_ntmp = 0;
   unet_progress_end(&prog, written);
-  remove_stale(&o, nval);
+  if (!o.split_one) remove_stale(&o, nval); /* a val/test file of its own sits beside a train split */
   write_manifest(&o, files, nfiles, nvalid);
 
   /* summary */
   unet_info("found %ld images and %ld masks: %ld stems", ni, nm, npairs);
-  unet_info("wrote %ld pairs to %s: %ld train in %ld shard(s), %ld val; %dx%d, %d classes, %.1f s", nvalid, o.out_dir,
-            ntrain, o.shards, nval, o.height, o.width, o.num_classes, unet_now() - t0);
+  if (o.split_one)
+    unet_info("wrote %ld pairs to %s/%s.h5 (stem order); %dx%d, %d classes, %.1f s", nvalid, o.out_dir, o.split_one,
+              o.height, o.width, o.num_classes, unet_now() - t0);
+  else
+    unet_info("wrote %ld pairs to %s: %ld train in %ld shard(s), %ld val; %dx%d, %d classes, %.1f s", nvalid,
+              o.out_dir, ntrain, o.shards, nval, o.height, o.width, o.num_classes, unet_now() - t0);
+  long other_res = 0, palette = 0, ignored = 0;
+  for (long i = 0; i < nvalid; i++) {
+    const Pair *p = &pairs[valid[i]];
+    other_res += p->other_resolution;
+    palette += p->palette;
+    ignored += p->ignored_pixels;
+  }
+  if (o.mask_threshold >= 0)
+    unet_info("mask threshold %d: raw value >= %d is class 1, below is class 0", o.mask_threshold, o.mask_threshold);
+  if (palette) unet_info("%ld palette PNG mask(s) read by index (the palette index is the class value)", palette);
+  if (other_res)
+    unet_info("%ld mask(s) at another resolution than their image (same aspect ratio): resized straight to %dx%d",
+              other_res, o.height, o.width);
+  if (o.ignore_value >= 0)
+    unet_info("ignore value %d: %ld stored pixel(s) (%.2f%%) ignored by the loss and the metrics", o.ignore_value,
+              ignored, 100.0 * ignored / ((double)nvalid * o.height * o.width));
   if (nskipped) {
     char line[2048];
     size_t used = 0;

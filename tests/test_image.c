@@ -15,6 +15,7 @@
 #include <jpeglib.h>
 
 #include "check.h"
+#include "png_spec.h"
 #include "unet/image.h"
 #include "unet/util.h"
 
@@ -35,36 +36,25 @@ static uint8_t *slurp(const char *path, size_t *len) {
   return d;
 }
 
-/* ---- PNG generation with libpng ------------------------------------------ */
-
-typedef struct {
-  int width, height, bit_depth, color_type, interlace;
-  const uint8_t *samples; /* rows of raw PNG samples (16-bit big-endian) */
-  const png_color *palette;
-  int num_palette;
-  const uint8_t *trns;
-  int num_trns;
-} PngSpec;
-
-static void make_png(const char *path, const PngSpec *s) {
-  FILE *f = fopen(path, "wb");
-  png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
-  png_infop info = png_create_info_struct(png);
-  if (!f || !png || !info || setjmp(png_jmpbuf(png))) unet_fatal("libpng failed writing %s", path);
-  png_init_io(png, f);
-  png_set_IHDR(png, info, s->width, s->height, s->bit_depth, s->color_type, s->interlace,
-               PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-  if (s->palette) png_set_PLTE(png, info, s->palette, s->num_palette);
-  if (s->trns) png_set_tRNS(png, info, s->trns, s->num_trns, NULL);
-  png_write_info(png, info);
-  int channels = png_get_channels(png, info);
-  size_t row_bytes = ((size_t)s->width * channels * s->bit_depth + 7) / 8;
-  png_bytep rows[64];
-  for (int y = 0; y < s->height; y++) rows[y] = (png_bytep)(s->samples + y * row_bytes);
-  png_write_image(png, rows);
-  png_write_end(png, NULL);
-  png_destroy_write_struct(&png, &info);
-  fclose(f);
+/* image_decode_mask of path: exact values and the palette flag. */
+static void check_mask(const char *path, int w, int h, const uint8_t *want, int want_palette) {
+  size_t len;
+  uint8_t *data = slurp(path, &len);
+  Image img;
+  char err[256];
+  int palette = -1;
+  int rc = image_decode_mask(data, len, &img, &palette, err, sizeof err);
+  free(data);
+  CHECK_MSG(rc == 0, "%s: %s", path, err);
+  if (rc != 0) return;
+  CHECK_MSG(img.width == w && img.height == h && img.channels == 1, "%s: %dx%dx%d", path, img.width, img.height,
+            img.channels);
+  CHECK_MSG(palette == want_palette, "%s: was_palette %d, want %d", path, palette, want_palette);
+  int diff = 0;
+  for (int i = 0; i < w * h && img.width == w && img.height == h; i++) diff += img.pixels[i] != want[i];
+  CHECK_MSG(diff == 0, "%s: %d of %d mask values differ (first %d, want %d)", path, diff, w * h, img.pixels[0],
+            want[0]);
+  image_free(&img);
 }
 
 /* Decode path as RGB and gray; compare against expected (NULL = skip). */
@@ -171,6 +161,53 @@ static void test_png_colour_types(void) {
     path_in_tmp(path, sizeof path, "palette_trns.png");
     make_png(path, &s);
     check_decode(path, 2, 2, rgb, g, 0);
+    check_mask(path, 2, 2, idx, 1); /* a mask keeps the indices (VOC class ids), tRNS or not */
+  }
+  /* palette masks as VOC stores them: 8-bit indices with 255 as the void border,
+   * and packed 4-, 2- and 1-bit indices, plain and interlaced */
+  {
+    png_color pal[256];
+    for (int i = 0; i < 256; i++) pal[i] = (png_color){(uint8_t)(i * 37), (uint8_t)(255 - i), (uint8_t)(i * 11)};
+    uint8_t idx[6 * 4];
+    for (int i = 0; i < 24; i++) idx[i] = (uint8_t)(i % 6 == 0 || i % 6 == 5 ? 255 : i % 4); /* border columns 255 */
+    PngSpec s = {6, 4, 8, PNG_COLOR_TYPE_PALETTE, PNG_INTERLACE_NONE, idx, pal, 256, NULL, 0};
+    path_in_tmp(path, sizeof path, "voc.png");
+    make_png(path, &s);
+    check_mask(path, 6, 4, idx, 1);
+    s.interlace = PNG_INTERLACE_ADAM7;
+    path_in_tmp(path, sizeof path, "voc_adam7.png");
+    make_png(path, &s);
+    check_mask(path, 6, 4, idx, 1);
+    /* 5 pixels per row of packed indices, values 0..(2^bits - 1) */
+    for (int bits = 1; bits <= 4; bits *= 2) {
+      uint8_t want[5 * 3], packed[3 * 5] = {0};
+      int per_byte = 8 / bits;
+      size_t row_bytes = (5 + per_byte - 1) / per_byte;
+      for (int y = 0; y < 3; y++)
+        for (int x = 0; x < 5; x++) {
+          uint8_t v = (uint8_t)((x + 2 * y) % (1 << bits));
+          want[y * 5 + x] = v;
+          packed[y * row_bytes + x / per_byte] |= (uint8_t)(v << (8 - bits * (x % per_byte + 1)));
+        }
+      PngSpec p4 = {5, 3, bits, PNG_COLOR_TYPE_PALETTE, PNG_INTERLACE_NONE, packed, pal, 1 << bits, NULL, 0};
+      char name[32];
+      snprintf(name, sizeof name, "palette%d.png", bits);
+      path_in_tmp(path, sizeof path, name);
+      make_png(path, &p4);
+      check_mask(path, 5, 3, want, 1);
+    }
+    /* gray masks pass through image_decode_mask unchanged; RGB ones become luma as in TF */
+    const uint8_t tri[4] = {1, 2, 3, 2};
+    PngSpec gs = {2, 2, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, tri, NULL, 0, NULL, 0};
+    path_in_tmp(path, sizeof path, "trimap_mask.png");
+    make_png(path, &gs);
+    check_mask(path, 2, 2, tri, 0);
+    const uint8_t rgb[6] = {10, 200, 30, 255, 255, 255};
+    const uint8_t luma[2] = {tf_png_gray(10, 200, 30), 255};
+    PngSpec rs = {2, 1, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE, rgb, NULL, 0, NULL, 0};
+    path_in_tmp(path, sizeof path, "rgb_mask.png");
+    make_png(path, &rs);
+    check_mask(path, 2, 1, luma, 0);
   }
   /* RGB 8, including an Adam7-interlaced copy of a 5x3 image */
   {

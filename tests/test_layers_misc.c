@@ -451,6 +451,64 @@ static void test_softmax_xent(void) {
   }
 }
 
+/* Class weights and an ignored label (users' own data). Pixel 0: logits
+ * (1,2,3), label 2, weight 0.5; pixel 1: (0,0,0), label 0, weight 2; pixel 2:
+ * label 255, ignored. By hand: 0.5 * log(1 + e^-1 + e^-2) + 2 * log(3)
+ * = 0.5 * 0.40760596444438 + 2 * 1.09861228866811 = 2.40102755955841. */
+static void test_weighted_xent(void) {
+  const float logits[9] = {1, 2, 3, 0, 0, 0, 5, -1, 2};
+  const uint8_t labels[3] = {2, 0, 255};
+  const float w[3] = {2.0f, 1.0f, 0.5f};
+  const LossSpec spec = {w, 255};
+  float dl[9], probs[9];
+  double loss = softmax_xent_weighted(dl, probs, logits, labels, 3, 3, 0.25f, &spec);
+  CHECK_CLOSE(loss, 2.40102755955841, 1e-9, 0);
+  CHECK_CLOSE(loss_weight_sum(labels, 3, &spec), 2.5, 0, 0); /* 0.5 + 2, the ignored pixel counts 0 */
+  const double p0[3] = {0.09003057317038046, 0.24472847105479767, 0.6652409557748219};
+  const float want_dl[9] = {(float)(0.25 * 0.5 * p0[0]), (float)(0.25 * 0.5 * p0[1]), (float)(0.25 * 0.5 * (p0[2] - 1)),
+                            (float)(0.25 * 2 * (1.0 / 3 - 1)), (float)(0.25 * 2 / 3), (float)(0.25 * 2 / 3), 0, 0, 0};
+  check_float_arrays_close("weighted xent dlogits (ignored pixel: 0)", dl, want_dl, 9, 1e-7, 0);
+  CHECK_CLOSE(probs[6] + probs[7] + probs[8], 1.0, 1e-6, 0); /* softmax still written for the ignored pixel */
+  /* the ignored pixel's logits and its label value change nothing */
+  float other[9];
+  memcpy(other, logits, sizeof other);
+  other[6] = -7, other[7] = 40, other[8] = 0.5f;
+  float dl2[9];
+  CHECK(softmax_xent_weighted(dl2, NULL, other, labels, 3, 3, 0.25f, &spec) == loss);
+  CHECK(memcmp(dl, dl2, sizeof dl) == 0);
+  /* ...and the check has teeth: counted as class 1 it changes the loss */
+  const uint8_t counted[3] = {2, 0, 1};
+  CHECK(softmax_xent_weighted(NULL, NULL, logits, counted, 3, 3, 1, &spec) > loss + 1);
+  /* LOSS_SPEC_PLAIN is the plain loss, bit for bit */
+  const uint8_t plain_labels[3] = {2, 0, 1};
+  float da[9], db[9];
+  const LossSpec plain = LOSS_SPEC_PLAIN;
+  CHECK(softmax_xent_weighted(da, NULL, logits, plain_labels, 3, 3, 0.3f, &plain) ==
+        softmax_xent_forward_backward(db, NULL, logits, plain_labels, 3, 3, 0.3f));
+  CHECK(memcmp(da, db, sizeof da) == 0);
+  CHECK(loss_weight_sum(plain_labels, 3, &plain) == 3);
+  /* finite differences of the weighted loss with an ignored pixel, 6 pixels x 4 classes */
+  UnetRng rng;
+  rng_seed(&rng, 21);
+  enum { M = 6, C = 4 };
+  float z[M * C], g[M * C];
+  const float cw[C] = {0.2f, 1.5f, 3.0f, 0.7f};
+  const LossSpec ws = {cw, 255};
+  uint8_t lab[M] = {0, 1, 255, 3, 2, 1};
+  for (int i = 0; i < M * C; i++) z[i] = rng_uniform_range(&rng, -3, 3);
+  softmax_xent_weighted(g, NULL, z, lab, M, C, 0.25f, &ws);
+  for (int i = 0; i < M * C; i++) {
+    float saved = z[i], h = 1e-2f;
+    z[i] = saved + h;
+    double lp = softmax_xent_weighted(NULL, NULL, z, lab, M, C, 1, &ws);
+    z[i] = saved - h;
+    double lm = softmax_xent_weighted(NULL, NULL, z, lab, M, C, 1, &ws);
+    z[i] = saved;
+    double fd = 0.25 * (lp - lm) / ((double)(saved + h) - (double)(saved - h));
+    CHECK_CLOSE(g[i], fd, 2e-5, 1e-3);
+  }
+}
+
 int main(void) {
   test_batchnorm_train(35, 3, 0, 1);
   test_batchnorm_train(70, 4, 100, 2); /* 0..255-like offsets: mean >> std */
@@ -465,5 +523,6 @@ int main(void) {
   test_upsample();
   test_relu_add();
   test_softmax_xent();
+  test_weighted_xent();
   CHECK_DONE();
 }

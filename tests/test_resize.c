@@ -211,6 +211,63 @@ static void test_against_oracle(void) {
   }
 }
 
+/* Probabilities upsampled bilinearly (the TF rule, written out here in double
+ * per pixel) then argmax: resize_bilinear_argmax must give the same ids. A
+ * hand case first: two classes on a 1x2 row, upsampled to 1x4. */
+static double ref_bilinear(const float *p, int ih, int iw, int c, int oh, int ow, int y, int x, int k) {
+  double sy = ((double)y + 0.5) * ih / oh - 0.5, sx = ((double)x + 0.5) * iw / ow - 0.5;
+  int y0 = (int)floor(sy), x0 = (int)floor(sx);
+  double ly = sy - y0, lx = sx - x0;
+  int ya = y0 < 0 ? 0 : y0, yb = y0 + 1 > ih - 1 ? ih - 1 : y0 + 1;
+  int xa = x0 < 0 ? 0 : x0, xb = x0 + 1 > iw - 1 ? iw - 1 : x0 + 1;
+  if (ya > ih - 1) ya = ih - 1;
+  if (xa > iw - 1) xa = iw - 1;
+#define P(yy, xx) ((double)p[((size_t)(yy) * iw + (xx)) * c + k])
+  double top = P(ya, xa) + (P(ya, xb) - P(ya, xa)) * lx, bot = P(yb, xa) + (P(yb, xb) - P(yb, xa)) * lx;
+#undef P
+  return top + (bot - top) * ly;
+}
+
+static void test_bilinear_argmax(void) {
+  /* [0.9 0.1] [0.2 0.8] -> x = 0,1,2,3 at source 0-0.25 ... : class 0 left half, 1 right half;
+   * sx = -0.25, 0.25, 0.75, 1.25: p0 = 0.9, 0.725, 0.375, 0.2 -> ids 0 0 1 1 */
+  const float two[4] = {0.9f, 0.1f, 0.2f, 0.8f};
+  uint8_t ids[4];
+  resize_bilinear_argmax(two, 1, 2, 2, ids, 1, 4);
+  CHECK(ids[0] == 0 && ids[1] == 0 && ids[2] == 1 && ids[3] == 1);
+  /* random softmax-like maps, up and down, odd sizes, 3 and 5 classes */
+  const int cases[][5] = {{8, 8, 3, 37, 53}, {10, 6, 5, 31, 17}, {16, 16, 3, 16, 16}, {12, 20, 4, 5, 7}};
+  uint32_t seed = 12345;
+  for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+    int ih = cases[t][0], iw = cases[t][1], c = cases[t][2], oh = cases[t][3], ow = cases[t][4];
+    float *p = malloc(sizeof(float) * ih * iw * c);
+    uint8_t *got = malloc((size_t)oh * ow);
+    for (int i = 0; i < ih * iw * c; i++) {
+      seed = seed * 1664525u + 1013904223u;
+      p[i] = (float)(seed >> 8) / (float)(1 << 24);
+    }
+    resize_bilinear_argmax(p, ih, iw, c, got, oh, ow);
+    int diff = 0, near_tie = 0;
+    for (int y = 0; y < oh; y++)
+      for (int x = 0; x < ow; x++) {
+        double best = -1, second = -1;
+        int arg = 0;
+        for (int k = 0; k < c; k++) {
+          double v = ref_bilinear(p, ih, iw, c, oh, ow, y, x, k);
+          if (v > best) second = best, best = v, arg = k;
+          else if (v > second) second = v;
+        }
+        if (best - second < 1e-5) { near_tie++; continue; } /* float vs double may order a near tie either way */
+        diff += got[y * ow + x] != arg;
+      }
+    CHECK_MSG(diff == 0, "bilinear argmax %dx%dx%d -> %dx%d: %d of %d ids differ (%d near ties skipped)", ih, iw, c, oh,
+              ow, diff, oh * ow, near_tie);
+    CHECK_MSG(near_tie < oh * ow / 100 + 1, "%d near ties: the check checks little", near_tie);
+    free(p);
+    free(got);
+  }
+}
+
 static void print_speed(void) {
   enum { IH = 375, IW = 500, OH = 160, OW = 160, REPS = 200 };
   uint8_t *src = malloc((size_t)IH * IW * 3);
@@ -230,6 +287,7 @@ int main(void) {
   test_thin_and_identity();
   test_nearest();
   test_against_oracle();
+  test_bilinear_argmax();
   print_speed();
   CHECK_DONE();
 }

@@ -12,7 +12,17 @@ unet_add_script_test(test_train_resume test_train_resume.sh 900 "train;slow")
 unet_add_script_test(test_train_faults test_train_faults.sh 900 "train;mpi")
 unet_add_script_test(test_train_pipeline test_train_pipeline.sh 900 "train;mpi")
 unet_add_script_test(test_cli test_cli.sh 300 "train")
+unet_add_script_test(test_predict test_predict.sh 300 "train;mpi")
 add_executable(test-comm tests/test_comm.c)
 target_link_libraries(test-comm PRIVATE unet_dist)
 target_include_directories(test-comm PRIVATE ${CMAKE_SOURCE_DIR}/tests)
 unet_add_script_test(test_comm test_comm.sh 300 "mpi")
+# Class weights, ignored pixels in the confusion matrix and the weighted loss, by hand.
+unet_add_test(NAME test_class_weights SOURCES tests/test_class_weights.c LIBS unet_trainer TIMEOUT 60)
+# unet-evaluate against hand-computed metrics, on 1 and 3 ranks.
+unet_add_test(NAME test_evaluate SOURCES tests/test_evaluate.c LIBS unet_trainer TIMEOUT 120 LABELS "mpi")
+add_dependencies(test_evaluate unet-evaluate)
+# The ISBI membrane set end to end (preprocess, train, evaluate, predict at 512x512); skips without it.
+add_test(NAME test_isbi COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_isbi.sh ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
+set_tests_properties(test_isbi PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS "train;mpi;slow"
+  ENVIRONMENT "UNET_SHARED_DIR=${UNET_SHARED_DIR};OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1;ASAN_OPTIONS=detect_leaks=0")

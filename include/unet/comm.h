@@ -25,6 +25,7 @@ void comm_allreduce_sum_i64(int64_t *values, int count);
 int comm_allreduce_max_int(int value);
 /* Concatenate each rank's doubles on root in rank order (for order-fixed sums). */
 void comm_gather_doubles(const double *mine, int count, double *all_on_root, int root);
+void comm_gather_floats(const float *mine, int count, float *all_on_root, int root);
 
 /* FNV-1a 64 over bytes; equal on all ranks or the job stops with a message
  * naming the first rank that differs from rank 0. Returns the checksum. */

@@ -35,6 +35,19 @@ int image_decode_rgb(const uint8_t *data, size_t len, Image *out, char *err, siz
  * JPEGs decode to luma (Y). Same return convention as image_decode_rgb. */
 int image_decode_gray(const uint8_t *data, size_t len, Image *out, char *err, size_t err_len);
 
+/* Decode a segmentation mask: image_decode_gray, except that a palette PNG
+ * keeps its palette indices as the values (the class ids of PASCAL VOC style
+ * masks, as PIL, torchvision and the VOC tools read them; TensorFlow's
+ * decode_png(channels=1) would turn them into luminance). The one deliberate
+ * difference from TensorFlow's decoder; gray masks (Oxford trimaps) and images
+ * are unaffected. *was_palette (may be NULL) is set to 1 for such a mask. */
+int image_decode_mask(const uint8_t *data, size_t len, Image *out, int *was_palette, char *err, size_t err_len);
+
+/* 1 when a file name ends in an image extension (.jpg .jpeg .jpe .png .gif .bmp
+ * .tif .tiff .webp .ppm .pgm, any case): what a folder listing takes as an
+ * image file. The content, not the name, then decides the decoder. */
+int image_name_has_image_extension(const char *name);
+
 /* Read a whole file; 0 ok, -1 with reason in err. Free *data with free(). */
 int read_file_bytes(const char *path, uint8_t **data, size_t *len, char *err, size_t err_len);
 

@@ -115,6 +115,25 @@ void add_forward(float *out, const float *a, const float *b, long count); /* out
  * in the global batch) for a mean loss. If probs is not NULL, writes softmax. */
 double softmax_xent_forward_backward(float *dlogits, float *probs, const float *logits, const uint8_t *labels, long m,
                                      int c, float grad_scale);
+
+/* What the loss counts, for users' own data: per-class weights (NULL: all 1)
+ * and an ignored label (-1: none): a pixel with it adds nothing to the loss
+ * nor to its gradient (its dlogits are 0), a pixel of class k counts w[k]. */
+typedef struct {
+  const float *class_weights; /* [C] or NULL */
+  int ignore_label;           /* e.g. 255; -1: every label must be < C */
+} LossSpec;
+#define LOSS_SPEC_PLAIN ((LossSpec){NULL, -1})
+/* softmax_xent_forward_backward under spec: returns the sum over the counted
+ * pixels of w[label] * -log softmax[label]; dlogits = w[label] * (softmax -
+ * onehot) * grad_scale (0 for ignored pixels). With LOSS_SPEC_PLAIN the very
+ * same numbers as softmax_xent_forward_backward. */
+double softmax_xent_weighted(float *dlogits, float *probs, const float *logits, const uint8_t *labels, long m, int c,
+                             float grad_scale, const LossSpec *spec);
+/* The weight the loss gives these m labels: sum of w[label] over the pixels
+ * that are not ignored (the pixel count when weights are NULL). The mean loss
+ * of a global batch is its weighted loss sum over this sum of all its ranks. */
+double loss_weight_sum(const uint8_t *labels, long m, const LossSpec *spec);
 /* Softmax only (inference). */
 void softmax_forward(float *probs, const float *logits, long m, int c);
 

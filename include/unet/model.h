@@ -59,6 +59,7 @@ typedef struct {
   float *grads;      /* [num_params] */
   float *state;      /* [num_state] */
   float bn_momentum, bn_epsilon;
+  LossSpec loss; /* class weights / ignored label of the training loss (default: plain, as Keras) */
   int threads_hint;
   UNetImpl *impl;
 } UNet;
@@ -89,9 +90,10 @@ typedef void (*GradReadyFn)(size_t offset, void *ctx);
  *   x      [n, H, W, 3] float 0..255
  *   labels [n, H, W] class ids
  * loss_scale = 1 / (pixels in the global batch), so that gradients summed
- * over replicas give the gradient of the global mean loss.
+ * over replicas give the gradient of the global mean loss (with m->loss:
+ * 1 / the loss_weight_sum of the global batch).
  * Accumulates into m->grads (caller zeroes them), updates BN moving stats,
- * returns the SUM of the per-pixel losses of these n images.
+ * returns the SUM of the per-pixel losses of these n images (weighted as m->loss says).
  */
 double unet_train_step(UNet *m, const float *x, const uint8_t *labels, int n, float loss_scale,
                        BatchNormReducer bn_reduce, GradReadyFn on_ready, void *ready_ctx);

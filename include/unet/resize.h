@@ -12,4 +12,10 @@ void resize_bilinear_u8(const uint8_t *src, int ih, int iw, int c, uint8_t *dst,
 /* src [ih, iw, c] -> dst [oh, ow, c], nearest with the TF2 rule. */
 void resize_nearest_u8(const uint8_t *src, int ih, int iw, int c, uint8_t *dst, int oh, int ow);
 
+/* Class probabilities [ih, iw, c] float, upsampled bilinearly to [oh, ow] by
+ * the same rule (half-pixel centres, in float32), then argmax per output pixel
+ * (the lowest class on a tie) into ids [oh, ow]. The upsampled probabilities
+ * are never stored, so a 4000x3000 photo needs no gigabyte buffer. */
+void resize_bilinear_argmax(const float *probs, int ih, int iw, int c, uint8_t *ids, int oh, int ow);
+
 #endif

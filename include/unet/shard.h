@@ -5,7 +5,9 @@
  *   /names   variable-length strings [N] (source file stem)
  * root attributes: height, width, num_classes (int32), mask_values (int32 [C],
  * the raw mask value of each class), seed (int64), tool_version (string),
- * kind ("train" or "val"). */
+ * kind ("train", "val" or "test"); optional: ignore_value (int32, the raw mask
+ * value whose pixels are stored as class id SHARD_IGNORE_ID and count in no
+ * loss or metric), mask_threshold (int32: class 1 = raw value >= T, 0 below). */
 #ifndef UNET_SHARD_H
 #define UNET_SHARD_H
 #include <stddef.h>
@@ -13,10 +15,13 @@
 
 #define SHARD_MAX_CLASSES 256
 #define SHARD_NAME_MAX 256 /* longest stored name, including the NUL */
+#define SHARD_IGNORE_ID 255 /* class id of ignored pixels (in a file with has_ignore) */
 
 typedef struct {
   int height, width, num_classes;
-  int mask_values[SHARD_MAX_CLASSES]; /* raw value for each class id */
+  int mask_values[SHARD_MAX_CLASSES]; /* raw value for each class id (thresholded: 0 and T) */
+  int has_ignore, ignore_value;       /* ignore_value: raw value stored as SHARD_IGNORE_ID (else 255 is no id) */
+  int has_threshold, mask_threshold;  /* binary masks thresholded at mask_threshold */
   int64_t seed;
   char kind[16];
   char tool_version[32];              /* filled by the reader; the writer stores UNET_VERSION */

@@ -25,6 +25,10 @@ void unet_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void unet_usage_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* unet_usage_message, then exit(UNET_EXIT_USAGE). */
 void unet_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* For MPI programs: before_exit (e.g. MPI_Finalize) runs before a usage
+ * error's exit, and quiet != 0 keeps this process from printing it (every
+ * rank parses the same command line; rank 0 speaks for all). */
+void unet_set_usage_exit(void (*before_exit)(void), int quiet);
 
 /* unet_error, then run the registered fatal hook (e.g. MPI_Abort) or exit(1). */
 void unet_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));

@@ -92,9 +92,10 @@ ShardWriter *shard_writer_open(const char *path, const ShardInfo *info, long cap
    * writer is the process's first use of HDF5 (as in unet-preprocess). */
   H5dont_atexit();
   quiet_hdf5();
-  if (info->height <= 0 || info->width <= 0 || info->num_classes < 1 || info->num_classes > SHARD_MAX_CLASSES) {
-    set_err(err, err_len, "%s: invalid shard info (height %d, width %d, classes %d)", path, info->height,
-            info->width, info->num_classes);
+  if (info->height <= 0 || info->width <= 0 || info->num_classes < 1 || info->num_classes > SHARD_MAX_CLASSES ||
+      (info->has_ignore && (info->num_classes > SHARD_IGNORE_ID || info->ignore_value < 0 || info->ignore_value > 255))) {
+    set_err(err, err_len, "%s: invalid shard info (height %d, width %d, classes %d, ignore value %d)", path,
+            info->height, info->width, info->num_classes, info->has_ignore ? info->ignore_value : -1);
     return NULL;
   }
   if (info->deflate_level < 0 || info->deflate_level > 9) {
@@ -146,11 +147,13 @@ ShardWriter *shard_writer_open(const char *path, const ShardInfo *info, long cap
   return w;
 }
 
-/* Index of the first mask pixel whose class id is >= num_classes, or -1:
- * class ids index the loss, so a bad one must never be written or read. */
-static long first_bad_class_id(const uint8_t *mask, size_t pixels, int num_classes) {
+/* Index of the first mask pixel whose class id is >= num_classes (other than
+ * SHARD_IGNORE_ID in a file with an ignore value), or -1: class ids index the
+ * loss, so a bad one must never be written or read. */
+static long first_bad_class_id(const uint8_t *mask, size_t pixels, const ShardInfo *info) {
+  int ignore = info->has_ignore;
   for (size_t p = 0; p < pixels; p++)
-    if (mask[p] >= num_classes) return (long)p;
+    if (mask[p] >= info->num_classes && !(ignore && mask[p] == SHARD_IGNORE_ID)) return (long)p;
   return -1;
 }
 
@@ -195,7 +198,7 @@ int shard_writer_append(ShardWriter *w, const uint8_t *image_hw3, const uint8_t 
     set_err(err, err_len, "%s: sample name '%.40s...' is longer than %d bytes", w->tmp, name, SHARD_NAME_MAX - 1);
     return -1;
   }
-  long bad = first_bad_class_id(mask_hw, (size_t)H * W, w->info.num_classes);
+  long bad = first_bad_class_id(mask_hw, (size_t)H * W, &w->info);
   if (bad >= 0) {
     set_err(err, err_len, "%s: sample '%s' has class id %d at pixel %ld, but num_classes is %d", w->tmp, name,
             mask_hw[bad], bad, w->info.num_classes);
@@ -254,6 +257,14 @@ static int write_attr(hid_t obj, const char *name, hid_t file_type, hid_t mem_ty
   return st < 0 ? -1 : 0;
 }
 
+/* An int32 attribute written only when the option is used (absent = not used),
+ * so files made without it stay byte-identical to before it existed. */
+static int write_optional_int(hid_t obj, const char *name, int used, int value) {
+  if (!used) return 0;
+  int32_t v = value;
+  return write_attr(obj, name, H5T_STD_I32LE, H5T_NATIVE_INT32, -1, &v);
+}
+
 static int write_string_attr(hid_t obj, const char *name, const char *value) {
   hid_t t = vlen_string_type();
   int st = write_attr(obj, name, t, t, -1, &value);
@@ -296,7 +307,9 @@ int shard_writer_finish(ShardWriter *w, char *err, size_t err_len) {
       write_attr(w->file, "mask_values", H5T_STD_I32LE, H5T_NATIVE_INT32, in->num_classes, mv) < 0 ||
       write_attr(w->file, "seed", H5T_STD_I64LE, H5T_NATIVE_INT64, -1, &seed) < 0 ||
       write_string_attr(w->file, "tool_version", in->tool_version) < 0 ||
-      write_string_attr(w->file, "kind", in->kind) < 0) {
+      write_string_attr(w->file, "kind", in->kind) < 0 ||
+      write_optional_int(w->file, "ignore_value", in->has_ignore, in->ignore_value) < 0 ||
+      write_optional_int(w->file, "mask_threshold", in->has_threshold, in->mask_threshold) < 0) {
     set_err(err, err_len, "%s: cannot write the root attributes", w->tmp);
     return -1;
   }
@@ -498,6 +511,20 @@ static int validate(ShardReader *r, char *err, size_t err_len) {
   in->seed = seed;
   if (read_string_attr(r, "tool_version", in->tool_version, sizeof in->tool_version, err, err_len) < 0) return -1;
   if (read_string_attr(r, "kind", in->kind, sizeof in->kind, err, err_len) < 0) return -1;
+  in->has_ignore = in->has_threshold = 0;
+  if (H5Aexists(r->file, "ignore_value") > 0) {
+    if (read_int_attr(r, "ignore_value", H5T_NATIVE_INT32, -1, &v, err, err_len) < 0) return -1;
+    if (v < 0 || v > 255 || in->num_classes > SHARD_IGNORE_ID) {
+      set_err(err, err_len, "%s: attribute ignore_value = %d with %d classes (want 0..255 and at most %d classes)",
+              r->path, v, in->num_classes, SHARD_IGNORE_ID);
+      return -1;
+    }
+    in->has_ignore = 1, in->ignore_value = v;
+  }
+  if (H5Aexists(r->file, "mask_threshold") > 0) {
+    if (read_int_attr(r, "mask_threshold", H5T_NATIVE_INT32, -1, &v, err, err_len) < 0) return -1;
+    in->has_threshold = 1, in->mask_threshold = v;
+  }
   return 0;
 }
 
@@ -556,7 +583,7 @@ int shard_reader_read(ShardReader *r, long i, uint8_t *image, uint8_t *mask, cha
       return -1;
     }
     /* class ids index the loss: a bad id must never reach it */
-    long bad = first_bad_class_id(mask, (size_t)H * W, r->info.num_classes);
+    long bad = first_bad_class_id(mask, (size_t)H * W, &r->info);
     if (bad >= 0) {
       set_err(err, err_len, "%s: /masks sample %ld has class id %d at pixel %ld, but num_classes is %d", r->path, i,
               mask[bad], bad, r->info.num_classes);

@@ -89,9 +89,11 @@ int comm_allreduce_max_int(int value) {
   return out;
 }
 
-void comm_gather_doubles(const double *mine, int count, double *all_on_root, int root) {
+/* Gatherv of count elements of `type` from every rank, concatenated in rank order on root. */
+static void gather_in_rank_order(const void *mine, int count, void *all_on_root, int root, MPI_Datatype type,
+                                 size_t elem) {
   if (g_size == 1) {
-    memcpy(all_on_root, mine, count * sizeof(double));
+    memcpy(all_on_root, mine, (size_t)count * elem);
     return;
   }
   int *counts = NULL, *displs = NULL;
@@ -107,10 +109,17 @@ void comm_gather_doubles(const double *mine, int count, double *all_on_root, int
       off += counts[r];
     }
   }
-  check(MPI_Gatherv(mine, count, MPI_DOUBLE, all_on_root, counts, displs, MPI_DOUBLE, root, MPI_COMM_WORLD),
-        "gatherv");
+  check(MPI_Gatherv(mine, count, type, all_on_root, counts, displs, type, root, MPI_COMM_WORLD), "gatherv");
   xfree(counts);
   xfree(displs);
+}
+
+void comm_gather_doubles(const double *mine, int count, double *all_on_root, int root) {
+  gather_in_rank_order(mine, count, all_on_root, root, MPI_DOUBLE, sizeof(double));
+}
+
+void comm_gather_floats(const float *mine, int count, float *all_on_root, int root) {
+  gather_in_rank_order(mine, count, all_on_root, root, MPI_FLOAT, sizeof(float));
 }
 
 uint64_t comm_check_identical(const void *data, size_t bytes, const char *what) {

@@ -12,6 +12,10 @@
  *     truncating, for pixels whose R, G, B differ; gray pixels pass through.
  *     Masks that are already gray (Oxford trimaps 1/2/3, membrane 0/255) are
  *     returned exactly as stored.
+ * One deliberate difference, for masks only (palette_index): a palette PNG keeps
+ * its palette indices as the values (PASCAL VOC style class ids, as PIL,
+ * torchvision and the VOC tools read them), where TF would convert the palette
+ * colours to gray. Images always follow TF.
  * libpng errors (bad CRC in a critical chunk, truncated data, missing IEND)
  * come back as -1 with libpng's message; warnings are dropped silently. */
 #include <png.h>
@@ -48,7 +52,9 @@ static void png_read_from_memory(png_structp png, png_bytep dst, png_size_t n) {
   st->left -= n;
 }
 
-int png_decode_channels(const uint8_t *data, size_t len, int channels, Image *out, char *err, size_t err_len) {
+int png_decode_channels(const uint8_t *data, size_t len, int channels, int palette_index, Image *out, int *was_palette,
+                        char *err, size_t err_len) {
+  if (was_palette) *was_palette = 0;
   memset(out, 0, sizeof *out);
   PngDecodeState *st = calloc(1, sizeof *st);
   if (!st) {
@@ -86,9 +92,12 @@ int png_decode_channels(const uint8_t *data, size_t len, int channels, Image *ou
   if (bit_depth > 8) png_set_strip_16(png);
   png_set_packing(png);
   int passes = png_set_interlace_handling(png);
-  if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
-  const int is_gray = (color_type & PNG_COLOR_MASK_COLOR) == 0;
-  if (is_gray && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  const int keep_index = palette_index && channels == 1 && color_type == PNG_COLOR_TYPE_PALETTE;
+  if (color_type == PNG_COLOR_TYPE_PALETTE && !keep_index) png_set_palette_to_rgb(png);
+  if (keep_index && was_palette) *was_palette = 1;
+  /* an index image is one 8-bit channel once unpacked: treat it as gray from here */
+  const int is_gray = (color_type & PNG_COLOR_MASK_COLOR) == 0 || keep_index;
+  if (is_gray && bit_depth < 8 && !keep_index) png_set_expand_gray_1_2_4_to_8(png); /* indices: png_set_packing */
   if (channels == 1) {
     if (!is_gray) png_set_rgb_to_gray(png, 1, 0.299, 0.587);
   } else if (is_gray) {

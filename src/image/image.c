@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "image_internal.h"
@@ -36,8 +37,10 @@ const char *image_format_name(ImageFormat f) {
 
 /* Common front end of both decode entry points: empty input, sniffing and
  * the "unsupported format X" message. */
-static int decode_channels(const uint8_t *data, size_t len, int channels, Image *out, char *err, size_t err_len) {
+static int decode_channels(const uint8_t *data, size_t len, int channels, int palette_index, Image *out,
+                           int *was_palette, char *err, size_t err_len) {
   memset(out, 0, sizeof *out);
+  if (was_palette) *was_palette = 0;
   if (!data || len == 0) {
     snprintf(err, err_len, "empty file (0 bytes)");
     return -1;
@@ -45,7 +48,7 @@ static int decode_channels(const uint8_t *data, size_t len, int channels, Image 
   ImageFormat f = image_sniff(data, len);
   switch (f) {
   case IMAGE_FORMAT_JPEG: return jpeg_decode_channels(data, len, channels, out, err, err_len);
-  case IMAGE_FORMAT_PNG: return png_decode_channels(data, len, channels, out, err, err_len);
+  case IMAGE_FORMAT_PNG: return png_decode_channels(data, len, channels, palette_index, out, was_palette, err, err_len);
   case IMAGE_FORMAT_UNKNOWN: {
     /* Show the first bytes: it tells an HTML error page or a text file apart
      * from a damaged image at a glance. */
@@ -63,11 +66,24 @@ static int decode_channels(const uint8_t *data, size_t len, int channels, Image 
 }
 
 int image_decode_rgb(const uint8_t *data, size_t len, Image *out, char *err, size_t err_len) {
-  return decode_channels(data, len, 3, out, err, err_len);
+  return decode_channels(data, len, 3, 0, out, NULL, err, err_len);
 }
 
 int image_decode_gray(const uint8_t *data, size_t len, Image *out, char *err, size_t err_len) {
-  return decode_channels(data, len, 1, out, err, err_len);
+  return decode_channels(data, len, 1, 0, out, NULL, err, err_len);
+}
+
+int image_decode_mask(const uint8_t *data, size_t len, Image *out, int *was_palette, char *err, size_t err_len) {
+  return decode_channels(data, len, 1, 1, out, was_palette, err, err_len);
+}
+
+int image_name_has_image_extension(const char *name) {
+  static const char *const exts[] = {"jpg", "jpeg", "jpe", "png", "gif", "bmp", "tif", "tiff", "webp", "ppm", "pgm"};
+  const char *dot = strrchr(name, '.');
+  if (!dot) return 0;
+  for (size_t i = 0; i < sizeof exts / sizeof exts[0]; i++)
+    if (!strcasecmp(dot + 1, exts[i])) return 1;
+  return 0;
 }
 
 int read_file_bytes(const char *path, uint8_t **data, size_t *len, char *err, size_t err_len) {
@@ -110,7 +126,7 @@ static int load_channels(const char *path, int channels, Image *out, char *err, 
   size_t len;
   memset(out, 0, sizeof *out);
   if (read_file_bytes(path, &data, &len, err, err_len) != 0) return -1;
-  int rc = decode_channels(data, len, channels, out, err, err_len);
+  int rc = decode_channels(data, len, channels, 0, out, NULL, err, err_len);
   free(data);
   return rc;
 }

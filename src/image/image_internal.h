@@ -8,7 +8,10 @@
  * conversions TensorFlow's decode_png(channels=...) applies. 0 ok; -1 with a
  * one-line reason in err (out left empty). */
 int jpeg_decode_channels(const uint8_t *data, size_t len, int channels, Image *out, char *err, size_t err_len);
-int png_decode_channels(const uint8_t *data, size_t len, int channels, Image *out, char *err, size_t err_len);
+/* palette_index (channels 1 only): a palette PNG gives its indices, not gray
+ * levels; *was_palette (may be NULL) tells whether that happened. */
+int png_decode_channels(const uint8_t *data, size_t len, int channels, int palette_index, Image *out, int *was_palette,
+                        char *err, size_t err_len);
 
 /* Largest decoded image accepted, in bytes (TensorFlow's JPEG limit, 2^29):
  * guards against hostile headers asking for gigabytes. */

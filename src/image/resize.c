@@ -160,3 +160,29 @@ void resize_nearest_u8(const uint8_t *src, int ih, int iw, int c, uint8_t *dst, 
   xfree(yi);
   xfree(xi);
 }
+
+void resize_bilinear_argmax(const float *probs, int ih, int iw, int c, uint8_t *ids, int oh, int ow) {
+  BilinearTap *xt = xmalloc(sizeof *xt * (size_t)ow, "resize taps"), *yt = xmalloc(sizeof *yt * (size_t)oh, "resize taps");
+  bilinear_taps(iw, ow, xt);
+  bilinear_taps(ih, oh, yt);
+  for (int y = 0; y < oh; y++) {
+    const float *top = probs + (size_t)yt[y].lower * iw * c, *bot = probs + (size_t)yt[y].upper * iw * c;
+    const float ly = yt[y].lerp;
+    for (int x = 0; x < ow; x++) {
+      const float lx = xt[x].lerp;
+      const size_t l = (size_t)xt[x].lower * c, r = (size_t)xt[x].upper * c;
+      int best = 0;
+      float best_v = 0;
+      for (int k = 0; k < c; k++) {
+        /* the same float expressions as the image path: rows first, then columns */
+        const float t = top[l + k] + (top[r + k] - top[l + k]) * lx;
+        const float b = bot[l + k] + (bot[r + k] - bot[l + k]) * lx;
+        const float v = t + (b - t) * ly;
+        if (k == 0 || v > best_v) best = k, best_v = v;
+      }
+      ids[(size_t)y * ow + x] = (uint8_t)best;
+    }
+  }
+  xfree(xt);
+  xfree(yt);
+}

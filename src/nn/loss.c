@@ -1,6 +1,7 @@
 /* loss.c - softmax over channels and sparse categorical crossentropy from
  * logits, computed through a stable log-softmax (max subtracted, no
- * clipping), as Keras does with from_logits=True. */
+ * clipping), as Keras does with from_logits=True; optionally with class
+ * weights and an ignored label (LossSpec). */
 #include <math.h>
 
 #include "unet/layers.h"
@@ -22,25 +23,54 @@ static double *exp_buffer(double *stack, int c) {
   return c <= STACK_CLASSES ? stack : xmalloc((size_t)c * sizeof(double), "softmax exponentials");
 }
 
-double softmax_xent_forward_backward(float *dlogits, float *probs, const float *logits, const uint8_t *labels, long m,
-                                     int c, float grad_scale) {
+double softmax_xent_weighted(float *dlogits, float *probs, const float *logits, const uint8_t *labels, long m, int c,
+                             float grad_scale, const LossSpec *spec) {
   double stack[STACK_CLASSES], *e = exp_buffer(stack, c);
+  const float *w = spec ? spec->class_weights : NULL;
+  const int ignore = spec ? spec->ignore_label : -1;
   double total = 0.0;
   for (long r = 0; r < m; r++) {
     const float *z = logits + (size_t)r * c;
     int label = labels[r];
-    if (label >= c) unet_fatal("softmax_xent: pixel %ld has label %d, outside the %d classes", r, label, c);
+    const int ignored = label == ignore;
+    if (label >= c && !ignored) unet_fatal("softmax_xent: pixel %ld has label %d, outside the %d classes", r, label, c);
     float zmax;
     double sum = shifted_exp(e, z, c, &zmax);
-    total += log(sum) - ((double)z[label] - zmax); /* -log softmax[label] */
+    if (!ignored) {
+      double nll = log(sum) - ((double)z[label] - zmax); /* -log softmax[label] */
+      total += w ? (double)w[label] * nll : nll;
+    }
     for (int j = 0; j < c; j++) {
       double p = e[j] / sum;
       if (probs) probs[(size_t)r * c + j] = (float)p;
-      if (dlogits) dlogits[(size_t)r * c + j] = (float)((p - (j == label)) * grad_scale);
+      if (!dlogits) continue;
+      if (ignored) {
+        dlogits[(size_t)r * c + j] = 0.0f;
+      } else {
+        double g = p - (j == label);
+        if (w) g *= (double)w[label];
+        dlogits[(size_t)r * c + j] = (float)(g * grad_scale);
+      }
     }
   }
   if (e != stack) xfree(e);
   return total;
+}
+
+double softmax_xent_forward_backward(float *dlogits, float *probs, const float *logits, const uint8_t *labels, long m,
+                                     int c, float grad_scale) {
+  return softmax_xent_weighted(dlogits, probs, logits, labels, m, c, grad_scale, NULL);
+}
+
+double loss_weight_sum(const uint8_t *labels, long m, const LossSpec *spec) {
+  const float *w = spec ? spec->class_weights : NULL;
+  const int ignore = spec ? spec->ignore_label : -1;
+  double sum = 0.0;
+  for (long r = 0; r < m; r++) {
+    if (labels[r] == ignore) continue;
+    sum += w ? (double)w[labels[r]] : 1.0;
+  }
+  return sum;
 }
 
 void softmax_forward(float *probs, const float *logits, long m, int c) {

@@ -105,6 +105,7 @@ static BNVars build_bn(Builder *b, int c) {
 
 int unet_create(UNet *m, int height, int width, int num_classes, char *err, size_t err_len) {
   memset(m, 0, sizeof *m);
+  m->loss = LOSS_SPEC_PLAIN; /* label 0 is a class, not ignored */
   if (height <= 0 || width <= 0 || height % UNET_SIZE_MULTIPLE || width % UNET_SIZE_MULTIPLE) {
     snprintf(err, err_len, "input size %dx%d is not a positive multiple of %d (the model halves it 4 times)", height,
              width, UNET_SIZE_MULTIPLE);

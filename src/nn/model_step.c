@@ -332,8 +332,8 @@ double unet_train_step(UNet *m, const float *x, const uint8_t *labels, int n, fl
   forward(m, n, 1, bn_reduce);
   double loss = 0;
   TIMED(m, TIME_LOSS,
-        loss = softmax_xent_forward_backward(m->impl->dlogits, NULL, m->impl->logits, labels,
-                                             (long)n * m->height * m->width, m->num_classes, loss_scale));
+        loss = softmax_xent_weighted(m->impl->dlogits, NULL, m->impl->logits, labels, (long)n * m->height * m->width,
+                                     m->num_classes, loss_scale, &m->loss));
   backward(m, n, bn_reduce, on_ready, ready_ctx);
   return loss;
 }

@@ -51,6 +51,13 @@ static int add_file(ShardSet *s, const char *path, char *err, size_t err_len) {
     s->width = info->width;
     s->num_classes = info->num_classes;
     memcpy(s->mask_values, info->mask_values, sizeof s->mask_values);
+    s->has_ignore = info->has_ignore;
+    s->ignore_value = info->ignore_value;
+  } else if (info->has_ignore != s->has_ignore || (s->has_ignore && info->ignore_value != s->ignore_value)) {
+    snprintf(err, err_len, "%s: ignore value %d, but %s has %d (-1: none): preprocess all files alike", path,
+             info->has_ignore ? info->ignore_value : -1, s->paths[0], s->has_ignore ? s->ignore_value : -1);
+    shard_reader_close(r);
+    return -1;
   } else if (info->height != s->height || info->width != s->width || info->num_classes != s->num_classes) {
     snprintf(err, err_len, "%s: %dx%d with %d classes, but %s has %dx%d with %d classes", path, info->height,
              info->width, info->num_classes, s->paths[0], s->height, s->width, s->num_classes);
@@ -99,6 +106,16 @@ int shardset_open(ShardSet *s, const char *dir, const char *kind, char *err, siz
   return rc;
 }
 
+int shardset_open_file(ShardSet *s, const char *path, char *err, size_t err_len) {
+  memset(s, 0, sizeof *s);
+  s->paths = xcalloc(1, sizeof(char *), "shard list");
+  s->readers = xcalloc(1, sizeof(ShardReader *), "shard readers");
+  s->first = xcalloc(1, sizeof(long), "shard offsets");
+  int rc = add_file(s, path, err, err_len);
+  if (rc != 0) shardset_close(s);
+  return rc;
+}
+
 void shardset_close(ShardSet *s) {
   for (int i = 0; i < s->num_files; i++) {
     shard_reader_close(s->readers[i]);
@@ -133,7 +150,8 @@ int shardset_read_batch(ShardSet *s, const long *index, int n, const AugmentConf
     uint8_t *mask = labels + i * pixels;
     if (shardset_read(s, index[i], image, augmenting ? raw_mask : mask, NULL, 0, err, err_len) != 0) return -1;
     for (size_t j = 0; j < pixels; j++)
-      if ((augmenting ? raw_mask : mask)[j] >= s->num_classes) {
+      if ((augmenting ? raw_mask : mask)[j] >= s->num_classes &&
+          !(s->has_ignore && (augmenting ? raw_mask : mask)[j] == SHARD_IGNORE_ID)) {
         snprintf(err, err_len, "sample %ld has class id %d but the data has %d classes", index[i],
                  (augmenting ? raw_mask : mask)[j], s->num_classes);
         return -1;

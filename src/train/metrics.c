@@ -20,6 +20,7 @@ void confusion_add(int64_t *confusion, const float *probs, const uint8_t *labels
     int best = 0;
     for (int k = 1; k < c; k++)
       if (p[k] > p[best]) best = k;
+    if (labels[i] >= c) continue; /* an ignored pixel (class id 255 of a shard with an ignore value) */
     confusion[labels[i] * c + best]++;
   }
 }
@@ -97,4 +98,13 @@ void render_prediction_panel(uint8_t *panel, const uint8_t *image, const uint8_t
       class_colour(truth[(size_t)y * w + x], row + (w + x) * 3);
       class_colour(predicted[(size_t)y * w + x], row + (2 * w + x) * 3);
     }
+}
+
+void per_image_xent_weighted(double *loss, double *weight, const float *logits, const uint8_t *labels, int n,
+                             long pixels, int c, const LossSpec *spec) {
+  for (int i = 0; i < n; i++) {
+    const uint8_t *li = labels + (size_t)i * pixels;
+    loss[i] = softmax_xent_weighted(NULL, NULL, logits + (size_t)i * pixels * c, li, pixels, c, 1.0f, spec);
+    weight[i] = loss_weight_sum(li, pixels, spec);
+  }
 }

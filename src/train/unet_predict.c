@@ -1,11 +1,17 @@
-/* unet_predict.c - `unet-predict --weights FILE --out DIR IMAGE...`: decode
+/* unet_predict.c - `unet-predict --weights FILE --out DIR IMAGE|DIR...`: decode
  * any JPEG/PNG as unet-preprocess does, resize to the model size, run
  * inference (moving BatchNorm statistics) and write per image a class-id mask
- * PNG and a coloured overlay PNG; optionally all softmax probabilities.
+ * PNG and a coloured overlay PNG, at the model size or (--original-size) at the
+ * photo's own size; optionally all softmax probabilities.
  *
- * All or nothing: the output folder is created only when the weights load, and
- * if any image cannot be decoded or any output cannot be written (a full disk),
- * every file this run wrote is removed again and one message names the cause. */
+ * Any number of images (arguments, folders, --list FILE) in batches; under
+ * mpirun the batches are dealt round-robin to the ranks (batch b on rank
+ * b % P), one round of P batches at a time, with a progress line.
+ *
+ * All or nothing: every input is decoded once before anything is written (all
+ * bad ones are named), the output folder is created only then, and if an
+ * output cannot be written (a full disk) every rank removes the files this run
+ * wrote and one message names the cause. */
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -15,27 +21,39 @@
 #include <unistd.h>
 
 #include "unet/checkpoint.h"
+#include "unet/comm.h"
 #include "unet/image.h"
 #include "unet/metrics.h"
 #include "unet/model.h"
+#include "unet/predict_inputs.h"
 #include "unet/probs_file.h"
 #include "unet/resize.h"
+#include "unet/trainer.h"
 #include "unet/util.h"
 #include "unet/weights_info.h"
 
 extern void openblas_set_num_threads(int num_threads);
 
+/* --probs keeps all probabilities in rank 0's memory until the atomic write */
+#define PROBS_MEMORY_LIMIT ((size_t)4 << 30)
+
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: unet-predict --weights FILE --out DIR [options] IMAGE...\n"
+          "usage: unet-predict --weights FILE --out DIR [options] IMAGE|DIR...\n"
+          "       mpirun -np N unet-predict ... (the batches are spread over the ranks)\n"
           "  --weights FILE   Keras .weights.h5 (best.weights.h5) or a checkpoint (last.ckpt.h5)\n"
           "  --out DIR        writes <stem>_mask.png (class ids) and <stem>_overlay.png per image\n"
+          "  --original-size  masks and overlays at each photo's own size (probabilities upsampled\n"
+          "                   bilinearly, then argmax); default: the model size\n"
+          "  --list FILE      also the images listed in FILE, one path per line (# comments)\n"
           "  --size S|HxW     model input size (default: the size the weights were trained at, as\n"
           "                   recorded in files this project writes; 160 for a file Keras wrote)\n"
           "  --classes N      class count (default: read from the weights file)\n"
-          "  --probs FILE.h5  also write softmax probabilities: dataset probs float32 [N,H,W,C]\n"
-          "  --batch N        images per forward pass (default 8)\n"
-          "  --threads N      OpenBLAS threads (default: all cores)\n"
+          "  --probs FILE.h5  also write softmax probabilities at the model size: dataset probs\n"
+          "                   float32 [N,H,W,C] in input order (held in memory: at most 4 GB)\n"
+          "  --batch N        images per forward pass and rank (default 8)\n"
+          "  --threads N      OpenBLAS threads per rank (default: the cores of the rank)\n"
+          "A folder argument means its image files (by extension, sorted, not recursive).\n"
           "Options and images may come in any order; after -- every argument is an image.\n"
           "Two images with the same file stem are refused (their outputs would collide).\n"
           "exit codes: 0 done, 1 error (nothing is left written), 2 bad command line\n");
@@ -43,10 +61,26 @@ static void usage(FILE *f) {
 
 typedef struct {
   const char *weights, *out, *probs_path;
-  int h, w, size_given, classes, batch, threads;
-  const char **images;
-  int count;
+  int h, w, size_given, classes, batch, threads, original_size;
+  InputList inputs;
 } PredictOptions;
+
+/* An error every rank meets alike (same command line, same files): rank 0
+ * says it once, every rank ends with the code. */
+static void fail_all(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void fail_all(int code, const char *fmt, ...) {
+  if (comm_rank() == 0) {
+    char msg[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    unet_error("%s", msg);
+  }
+  unet_remove_created_dirs();
+  comm_finalize();
+  exit(code);
+}
 
 static long need_positive(const char *opt, const char *v) {
   long n;
@@ -58,25 +92,32 @@ static long need_positive(const char *opt, const char *v) {
 static void parse_args(int argc, char **argv, PredictOptions *o) {
   memset(o, 0, sizeof *o);
   o->batch = 8;
-  o->images = xcalloc((size_t)argc, sizeof *o->images, "image list");
   int only_images = 0;
+  const char **lists = xcalloc((size_t)argc, sizeof *lists, "list files"), **paths = xcalloc((size_t)argc, sizeof *paths, "paths");
+  int nlists = 0, npaths = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (only_images || a[0] != '-' || !strcmp(a, "-")) {
-      o->images[o->count++] = a;
+      paths[npaths++] = a;
       continue;
     }
     if (!strcmp(a, "--")) { only_images = 1; continue; }
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { usage(stdout); exit(UNET_EXIT_OK); }
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      if (comm_rank() == 0) usage(stdout);
+      comm_finalize();
+      exit(UNET_EXIT_OK);
+    }
+    if (!strcmp(a, "--original-size")) { o->original_size = 1; continue; }
     int takes_value = !strcmp(a, "--weights") || !strcmp(a, "--out") || !strcmp(a, "--probs") ||
                       !strcmp(a, "--size") || !strcmp(a, "--classes") || !strcmp(a, "--batch") ||
-                      !strcmp(a, "--threads");
+                      !strcmp(a, "--threads") || !strcmp(a, "--list");
     if (!takes_value) unet_usage_error("unknown option '%s'", a);
     if (!v) unet_usage_error("%s needs a value", a);
     i++;
     if (!strcmp(a, "--weights")) o->weights = v;
     else if (!strcmp(a, "--out")) o->out = v;
     else if (!strcmp(a, "--probs")) o->probs_path = v;
+    else if (!strcmp(a, "--list")) lists[nlists++] = v;
     else if (!strcmp(a, "--size")) {
       if (unet_parse_size(v, &o->h, &o->w) != 0) unet_usage_error("--size %s: want S or HxW, e.g. 160 or 160x128", v);
       if (o->h % UNET_SIZE_MULTIPLE || o->w % UNET_SIZE_MULTIPLE)
@@ -88,80 +129,124 @@ static void parse_args(int argc, char **argv, PredictOptions *o) {
     else o->threads = (int)need_positive(a, v);
   }
   if (!o->weights || !o->out) unet_usage_error("--weights and --out are required");
-  if (o->count == 0) unet_usage_error("no input image given");
+  if (npaths == 0 && nlists == 0) unet_usage_error("no input image given (IMAGE, a folder, or --list FILE)");
+  char err[4096];
+  for (int i = 0; i < npaths; i++)
+    if (inputs_add_path(&o->inputs, paths[i], err, sizeof err) != 0) fail_all(UNET_EXIT_ERROR, "%s", err);
+  for (int i = 0; i < nlists; i++)
+    if (inputs_add_list_file(&o->inputs, lists[i], err, sizeof err) != 0) fail_all(UNET_EXIT_ERROR, "%s", err);
+  xfree(lists);
+  xfree(paths);
+  /* outputs are named by stem: a collision is refused before anything is done */
+  if (inputs_check_stems(&o->inputs, err, sizeof err) != 0) unet_usage_error("%s", err);
 }
 
-static void stem_of(const char *path, char *out, size_t len) {
-  const char *base = strrchr(path, '/');
-  base = base ? base + 1 : path;
-  snprintf(out, len, "%s", base);
-  char *dot = strrchr(out, '.');
-  if (dot && dot != out) *dot = 0;
-}
-
+/* ---- all or nothing: every file this rank writes is remembered ------------ */
 typedef struct {
-  char stem[512];
-  int index;
-} StemEntry;
+  char (*paths)[4700];
+  int count, cap;
+  char failure[6000]; /* the first write error of this rank */
+} Written;
 
-static int stem_cmp(const void *a, const void *b) {
-  const StemEntry *x = a, *y = b;
-  int c = strcmp(x->stem, y->stem);
-  return c ? c : x->index - y->index;
-}
-
-/* Outputs are named by stem: two inputs with one stem would overwrite each
- * other. Refused before anything is done, naming both files. */
-static void check_unique_stems(const PredictOptions *o) {
-  StemEntry *e = xmalloc(sizeof *e * (size_t)o->count, "stems");
-  for (int i = 0; i < o->count; i++) {
-    stem_of(o->images[i], e[i].stem, sizeof e[i].stem);
-    e[i].index = i;
-  }
-  qsort(e, (size_t)o->count, sizeof *e, stem_cmp);
-  for (int i = 1; i < o->count; i++)
-    if (!strcmp(e[i].stem, e[i - 1].stem))
-      unet_usage_error("%s and %s have the same stem '%s': their outputs (%s_mask.png, ...) would overwrite each "
-                       "other; rename one or predict them in separate runs",
-                       o->images[e[i - 1].index], o->images[e[i].index], e[i].stem, e[i].stem);
-  xfree(e);
-}
-
-/* ---- all or nothing: every file written is remembered until the end ------- */
-static char (*g_written)[4700];
-static int g_nwritten = 0;
-
-static void fail_and_clean(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void fail_and_clean(const char *fmt, ...) {
-  char msg[2048];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  for (int i = 0; i < g_nwritten; i++) unlink(g_written[i]);
-  if (g_nwritten)
-    unet_fatal("%s; removed the %d file(s) this run had written", msg, g_nwritten);
-  unet_fatal("%s", msg); /* also removes the output folder if this run created it */
-}
-
-static void write_png_or_fail(const char *file, const uint8_t *px, int w, int h, int channels) {
+static void write_png(Written *wr, const char *file, const uint8_t *px, int w, int h, int channels) {
+  if (wr->failure[0]) return;
   char err[1024];
-  if (image_write_png(file, px, w, h, channels, err, sizeof err) != 0) fail_and_clean("%s: %s", file, err);
-  snprintf(g_written[g_nwritten++], sizeof g_written[0], "%s", file);
+  if (image_write_png(file, px, w, h, channels, err, sizeof err) != 0) {
+    snprintf(wr->failure, sizeof wr->failure, "%s: %s", file, err);
+    return;
+  }
+  snprintf(wr->paths[wr->count++], sizeof wr->paths[0], "%s", file);
+}
+
+/* Every rank learns whether any failed; if so all remove their files, the
+ * failing rank(s) say why in one line each, and every rank ends with 1. */
+static void agree_or_clean(Written *wr) {
+  if (!comm_allreduce_max_int(wr->failure[0] ? 1 : 0)) return;
+  for (int i = 0; i < wr->count; i++) unlink(wr->paths[i]);
+  int64_t removed = wr->count;
+  comm_allreduce_sum_i64(&removed, 1);
+  if (wr->failure[0])
+    unet_error("%s; nothing is left: removed the %lld file(s) this run had written", wr->failure, (long long)removed);
+  comm_barrier(); /* every file is gone before the folder goes */
+  unet_remove_created_dirs();
+  comm_finalize();
+  exit(UNET_EXIT_ERROR);
+}
+
+/* ---- per image -------------------------------------------------------------- */
+typedef struct {
+  int h, w, classes, original_size;
+  const char *out;
+  uint8_t *ids, *overlay; /* scratch, large enough for the largest output */
+  size_t scratch_px;
+} OutputCtx;
+
+static void ensure_scratch(OutputCtx *c, size_t px) {
+  if (px <= c->scratch_px) return;
+  xfree(c->ids);
+  xfree(c->overlay);
+  c->ids = xmalloc(px, "class ids");
+  c->overlay = xmalloc(px * 3, "overlay");
+  c->scratch_px = px;
+}
+
+/* Mask and overlay of one image: probs [h, w, C] of the model, the resized
+ * image the model saw (rgb_model), and the photo itself. */
+static void write_outputs(OutputCtx *c, Written *wr, const char *path, const float *probs, const uint8_t *rgb_model,
+                          const Image *photo) {
+  int oh = c->original_size ? photo->height : c->h, ow = c->original_size ? photo->width : c->w;
+  const uint8_t *base = c->original_size ? photo->pixels : rgb_model;
+  size_t px = (size_t)oh * ow;
+  ensure_scratch(c, px);
+  if (c->original_size)
+    resize_bilinear_argmax(probs, c->h, c->w, c->classes, c->ids, oh, ow);
+  else
+    argmax_classes(c->ids, probs, (long)px, c->classes);
+  for (size_t j = 0; j < px; j++) {
+    uint8_t col[3];
+    class_colour(c->ids[j], col);
+    for (int k = 0; k < 3; k++) c->overlay[j * 3 + k] = (uint8_t)((base[j * 3 + k] + col[k] + 1) / 2);
+  }
+  char stem[512], file[4700];
+  input_stem(path, stem, sizeof stem);
+  snprintf(file, sizeof file, "%s/%s_mask.png", c->out, stem);
+  write_png(wr, file, c->ids, ow, oh, 1);
+  snprintf(file, sizeof file, "%s/%s_overlay.png", c->out, stem);
+  write_png(wr, file, c->overlay, ow, oh, 3);
+}
+
+/* Phase 1: every input decodes (image i on rank i % P); all bad ones are named. */
+static void check_inputs(const InputList *in) {
+  int rank = comm_rank(), P = comm_size();
+  int64_t bad = 0;
+  char err[1024];
+  for (int i = rank; i < in->count; i += P) {
+    Image img;
+    if (image_load_rgb(in->paths[i], &img, err, sizeof err) != 0) {
+      unet_error("%s: %s", in->paths[i], err);
+      bad++;
+      continue;
+    }
+    image_free(&img);
+  }
+  comm_allreduce_sum_i64(&bad, 1);
+  if (bad) fail_all(UNET_EXIT_ERROR, "%lld of %d input image(s) cannot be decoded (named above): nothing written", (long long)bad, in->count);
 }
 
 int main(int argc, char **argv) {
   unet_set_progname("unet-predict");
-  PredictOptions o;
-  parse_args(argc, argv, &o);
-  check_unique_stems(&o);
   /* a file size limit must become a write error we clean up after, not a kill */
   signal(SIGXFSZ, SIG_IGN);
-  if (o.threads > 0) openblas_set_num_threads(o.threads);
+  comm_init(&argc, &argv);
+  int rank = comm_rank(), P = comm_size();
+  unet_set_usage_exit(comm_finalize, rank != 0);
+  PredictOptions o;
+  parse_args(argc, argv, &o);
+  openblas_set_num_threads(o.threads > 0 ? o.threads : default_threads_per_rank(comm_local_size()));
 
   char err[1024];
   WeightsInfo wi;
-  if (weights_read_info(o.weights, &wi, err, sizeof err) != 0) unet_fatal("--weights: %s", err);
+  if (weights_read_info(o.weights, &wi, err, sizeof err) != 0) fail_all(UNET_EXIT_ERROR, "--weights: %s", err);
   int classes = o.classes ? o.classes : wi.num_classes;
   int h = o.h, w = o.w;
   if (!o.size_given) {
@@ -169,61 +254,86 @@ int main(int argc, char **argv) {
       h = wi.height, w = wi.width;
     } else {
       h = w = 160;
-      unet_warn("%s does not record the size it was trained at (written by Keras?): predicting at 160x160; "
-                "pass --size to choose",
-                o.weights);
+      if (rank == 0)
+        unet_warn("%s does not record the size it was trained at (written by Keras?): predicting at 160x160; "
+                  "pass --size to choose",
+                  o.weights);
     }
-  } else if (wi.height > 0 && (wi.height != h || wi.width != w)) {
+  } else if (wi.height > 0 && (wi.height != h || wi.width != w) && rank == 0) {
     unet_info("note: %s was trained at %dx%d; predicting at %dx%d as --size asks", o.weights, wi.height, wi.width, h, w);
   }
   UNet m;
-  if (unet_create(&m, h, w, classes, err, sizeof err) != 0) unet_fatal("--size: %s", err);
-  if (weights_load_keras(&m, o.weights, err, sizeof err) != 0) unet_fatal("--weights: %s", err);
-  if (unet_mkdir_output(o.out) != 0) unet_fatal("%s: cannot create: %s", o.out, strerror(errno));
+  if (unet_create(&m, h, w, classes, err, sizeof err) != 0) fail_all(UNET_EXIT_ERROR, "--size: %s", err);
+  if (weights_load_keras(&m, o.weights, err, sizeof err) != 0) fail_all(UNET_EXIT_ERROR, "--weights: %s", err);
+  const int count = o.inputs.count;
+  const size_t pix = (size_t)h * w;
+  if (o.probs_path && (size_t)count * pix * classes * sizeof(float) > PROBS_MEMORY_LIMIT)
+    fail_all(UNET_EXIT_ERROR, "--probs: %d images at %dx%dx%d need %.1f GB in memory (at most %.0f GB): predict fewer "
+             "images per run", count, h, w, classes, (double)count * pix * classes * 4 / (1 << 30),
+             (double)PROBS_MEMORY_LIMIT / (1 << 30));
 
-  int count = o.count, batch = o.batch < count ? o.batch : count;
+  double t0 = unet_now();
+  check_inputs(&o.inputs);
+  if (rank == 0 && unet_mkdir_output(o.out) != 0) unet_fatal("%s: cannot create: %s", o.out, strerror(errno));
+  comm_barrier();
+
+  int batch = o.batch < count ? o.batch : count;
   unet_plan(&m, batch);
-  size_t pix = (size_t)h * w;
-  g_written = xcalloc((size_t)count * 2, sizeof *g_written, "written files");
-  float *x = xmalloc(batch * pix * 3 * sizeof(float), "input batch");
+  int nbatches = (count + batch - 1) / batch, rounds = (nbatches + P - 1) / P;
+  Written wr = {0};
+  wr.cap = 2 * batch * rounds;
+  wr.paths = xcalloc((size_t)wr.cap + 1, sizeof *wr.paths, "written files");
+  float *x = xmalloc((size_t)batch * pix * 3 * sizeof(float), "input batch");
   uint8_t *rgb = xmalloc((size_t)batch * pix * 3, "resized images");
-  float *probs = xmalloc((size_t)(o.probs_path ? count : batch) * pix * classes * sizeof(float), "probabilities");
-  uint8_t *ids = xmalloc(pix, "class ids");
-  uint8_t *overlay = xmalloc(pix * 3, "overlay");
-  for (int start = 0; start < count; start += batch) {
-    int n = count - start < batch ? count - start : batch;
+  float *probs = xmalloc((size_t)batch * pix * classes * sizeof(float), "probabilities");
+  float *all_probs = o.probs_path && rank == 0 ? xmalloc((size_t)count * pix * classes * sizeof(float), "all probabilities") : NULL;
+  Image *photos = xcalloc((size_t)batch, sizeof *photos, "decoded photos");
+  OutputCtx oc = {h, w, classes, o.original_size, o.out, NULL, NULL, 0};
+  UnetProgress prog;
+  if (rank == 0) unet_progress_start(&prog, "unet-predict: images", count);
+  for (int t = 0; t < rounds; t++) {
+    int b = t * P + rank, first = b * batch;
+    int n = b < nbatches ? (count - first < batch ? count - first : batch) : 0;
     for (int i = 0; i < n; i++) {
-      const char *path = o.images[start + i];
-      Image img;
-      if (image_load_rgb(path, &img, err, sizeof err) != 0) fail_and_clean("%s: %s", path, err);
+      const char *path = o.inputs.paths[first + i];
+      /* checked above; a file changed since then is an error like any other */
+      if (image_load_rgb(path, &photos[i], err, sizeof err) != 0) unet_fatal("%s: %s", path, err);
       /* exactly what unet-preprocess stores, so the network sees what it trained on */
-      resize_bilinear_u8(img.pixels, img.height, img.width, 3, rgb + (size_t)i * pix * 3, h, w);
-      image_free(&img);
+      resize_bilinear_u8(photos[i].pixels, photos[i].height, photos[i].width, 3, rgb + (size_t)i * pix * 3, h, w);
     }
     for (size_t j = 0; j < (size_t)n * pix * 3; j++) x[j] = rgb[j];
-    float *p = probs + (o.probs_path ? (size_t)start * pix * classes : 0);
-    unet_predict(&m, x, n, p);
+    if (n) unet_predict(&m, x, n, probs);
     for (int i = 0; i < n; i++) {
-      char stem[512], file[4700];
-      stem_of(o.images[start + i], stem, sizeof stem);
-      argmax_classes(ids, p + (size_t)i * pix * classes, (long)pix, classes);
-      snprintf(file, sizeof file, "%s/%s_mask.png", o.out, stem);
-      write_png_or_fail(file, ids, w, h, 1);
-      const uint8_t *src = rgb + (size_t)i * pix * 3;
-      for (size_t j = 0; j < pix; j++) {
-        uint8_t col[3];
-        class_colour(ids[j], col);
-        for (int k = 0; k < 3; k++) overlay[j * 3 + k] = (uint8_t)((src[j * 3 + k] + col[k] + 1) / 2);
-      }
-      snprintf(file, sizeof file, "%s/%s_overlay.png", o.out, stem);
-      write_png_or_fail(file, overlay, w, h, 3);
+      write_outputs(&oc, &wr, o.inputs.paths[first + i], probs + (size_t)i * pix * classes, rgb + (size_t)i * pix * 3,
+                    &photos[i]);
+      image_free(&photos[i]);
+    }
+    /* the round's batches are consecutive images, in rank order */
+    if (o.probs_path)
+      comm_gather_floats(probs, (int)((size_t)n * pix * classes),
+                         all_probs ? all_probs + (size_t)t * P * batch * pix * classes : NULL, 0);
+    agree_or_clean(&wr);
+    if (rank == 0) {
+      long done = (long)(t + 1) * P * batch;
+      unet_progress_update(&prog, done < count ? done : count);
     }
   }
-  if (o.probs_path && probs_save(o.probs_path, probs, count, h, w, classes, err, sizeof err) != 0)
-    fail_and_clean("%s", err);
-  unet_info("wrote %d mask and %d overlay PNGs (%dx%d) to %s%s%s", count, count, h, w, o.out,
-            o.probs_path ? " and probabilities to " : "", o.probs_path ? o.probs_path : "");
-  xfree(x); xfree(rgb); xfree(probs); xfree(ids); xfree(overlay); xfree(g_written); xfree(o.images);
+  if (rank == 0 && all_probs && probs_save(o.probs_path, all_probs, count, h, w, classes, err, sizeof err) != 0)
+    snprintf(wr.failure, sizeof wr.failure, "%s", err);
+  agree_or_clean(&wr);
+  if (rank == 0) {
+    unet_progress_end(&prog, count);
+    double s = unet_now() - t0;
+    char size[64];
+    if (o.original_size) snprintf(size, sizeof size, "each photo's own size");
+    else snprintf(size, sizeof size, "%dx%d", h, w);
+    unet_info("wrote %d mask and %d overlay PNGs (%s) to %s%s%s in %.1f s (%.1f images/s, %d rank(s))", count, count,
+              size, o.out, o.probs_path ? " and probabilities to " : "", o.probs_path ? o.probs_path : "", s,
+              count / (s > 0 ? s : 1), P);
+  }
+  xfree(x); xfree(rgb); xfree(probs); xfree(all_probs); xfree(photos); xfree(wr.paths); xfree(oc.ids); xfree(oc.overlay);
+  inputs_free(&o.inputs);
   unet_destroy(&m);
+  comm_finalize();
   return UNET_EXIT_OK;
 }

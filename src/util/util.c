@@ -34,7 +34,15 @@ void unet_error(const char *fmt, ...) { va_list ap; va_start(ap, fmt); vreport("
 void unet_warn(const char *fmt, ...) { va_list ap; va_start(ap, fmt); vreport("warning: ", fmt, ap); va_end(ap); }
 void unet_info(const char *fmt, ...) { va_list ap; va_start(ap, fmt); vreport("", fmt, ap); va_end(ap); }
 
+static void (*g_usage_before_exit)(void) = NULL;
+static int g_usage_quiet = 0;
+void unet_set_usage_exit(void (*before_exit)(void), int quiet) {
+  g_usage_before_exit = before_exit;
+  g_usage_quiet = quiet;
+}
+
 static void usage_report(const char *fmt, va_list ap) {
+  if (g_usage_quiet) return;
   char msg[2048];
   vsnprintf(msg, sizeof msg, fmt, ap);
   char line[2300];
@@ -49,6 +57,7 @@ void unet_usage_error(const char *fmt, ...) {
   va_start(ap, fmt);
   usage_report(fmt, ap);
   va_end(ap);
+  if (g_usage_before_exit) g_usage_before_exit();
   exit(UNET_EXIT_USAGE);
 }
 
