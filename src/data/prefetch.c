@@ -2,6 +2,7 @@
 #include "unet/prefetch.h"
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -70,7 +71,13 @@ Prefetcher *prefetch_create(ShardSet *set, int max_batch, int threaded) {
   p->index = xmalloc((size_t)max_batch * sizeof(long), "prefetch index");
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->cv, NULL);
+  /* the thread starts with every signal blocked, so SIGTERM/SIGUSR1 (the
+   * trainer's stop flag) and SIGINT always reach the training thread */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
   p->threaded = threaded && pthread_create(&p->thread, NULL, worker, p) == 0;
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
   return p;
 }
 
