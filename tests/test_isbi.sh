@@ -40,8 +40,20 @@ else
   fail "evaluate ($(cat eval.txt)) differs from the trainer ($(cat trainer_eval.txt))"
 fi
 for f in metrics.csv per_class.csv confusion.csv confusion.png; do [ -s "eval/$f" ] || fail "no eval/$f"; done
-awk -F, 'NR == 2 { exit !($3 == 6 && $4 == 6 * 128 * 128) }' eval/metrics.csv && pass "eval/metrics.csv: 6 samples, all 98304 pixels" \
-  || fail "eval/metrics.csv: $(cat eval/metrics.csv)"
+awk -F, 'NR == 2 { exit !($3 == "\"moving\"" && $4 == 6 && $5 == 6 * 128 * 128) }' eval/metrics.csv \
+  && pass "eval/metrics.csv: moving statistics, 6 samples, all 98304 pixels" || fail "eval/metrics.csv: $(cat eval/metrics.csv)"
+# --bn-recalibrate: statistics from 3 batches of 8 training samples; the same on 1 and 2 ranks
+# (to float summation order), and not the moving statistics' numbers
+for n in 1 2; do
+  "${MPIRUN[@]}" -np $n "$BUILD/unet-evaluate" --weights run/last.ckpt.h5 --data em/val.h5 --out evr$n --bn-recalibrate 3 \
+    --batch 8 --threads 1 --quiet > evr$n.txt 2> evr_err.txt || fail "evaluate --bn-recalibrate on $n: $(cat evr_err.txt)"
+done
+read -r _ r1 _ a1 _ < evr1.txt
+read -r _ r2 _ a2 _ < evr2.txt
+awk -v a="$r1" -v b="$r2" -v c="$el" 'BEGIN { d = a - b; if (d < 0) d = -d; e = a - c; if (e < 0) e = -e; exit !(d < 1e-4 * a && e > 1e-3) }' \
+  && grep -q '"recalibrated over 3 x 8 training samples"' evr2/metrics.csv \
+  && pass "--bn-recalibrate 3: loss $r1 (1 rank) / $r2 (2 ranks), accuracy $a1; moving statistics: $el" \
+  || fail "--bn-recalibrate: $(cat evr1.txt) / $(cat evr2.txt) vs $(cat eval.txt)"
 
 # predictions at the photos' own size: 512x512
 "$BUILD/unet-predict" --weights run/best.weights.h5 --out pred --original-size "$isbi/images/0.png" "$isbi/images/7.png" \

@@ -68,12 +68,14 @@ static int64_t pixels_of(const EvalSummary *e) {
 
 static void metrics_csv(FILE *f, const EvalSummary *e) {
   int c = e->num_classes;
-  fprintf(f, "weights,data,samples,pixels,loss,pixel_accuracy,mean_iou");
+  fprintf(f, "weights,data,bn_statistics,samples,pixels,loss,pixel_accuracy,mean_iou");
   for (int k = 0; k < c; k++) fprintf(f, ",iou_%d", k);
   fprintf(f, "\n");
   csv_string(f, e->weights);
   fputc(',', f);
   csv_string(f, e->data);
+  fputc(',', f);
+  csv_string(f, e->bn_statistics ? e->bn_statistics : "moving");
   fprintf(f, ",%ld,%lld,", e->samples, (long long)pixels_of(e));
   csv_number(f, e->loss);
   fputc(',', f);

@@ -27,6 +27,10 @@ static void usage(FILE *f) {
           "  --weights FILE   best.weights.h5, last.ckpt.h5 or a Keras .weights.h5\n"
           "  --data FILE.h5   any shard file of unet-preprocess (test.h5 of --split test, val.h5, ...)\n"
           "  --out DIR        writes metrics.csv, per_class.csv, confusion.csv and confusion.png\n"
+          "  --bn-recalibrate K  not Keras: score with BatchNorm statistics averaged over K batches of\n"
+          "                   training samples instead of the weights' moving statistics\n"
+          "  --train-data DIR the training shards for --bn-recalibrate (default: the folder of --data)\n"
+          "  --batch N        global batch of the recalibration, split over the ranks (default 32)\n"
           "  --threads N      OpenBLAS threads per rank (default: the cores of the rank)\n"
           "  --quiet          only errors (the metrics line is still printed on stdout)\n"
           "Pixels marked ignored at preprocessing (--ignore-value) count in no metric.\n"
@@ -34,12 +38,13 @@ static void usage(FILE *f) {
 }
 
 typedef struct {
-  const char *weights, *data, *out;
-  int threads, quiet;
+  const char *weights, *data, *out, *train_data;
+  int threads, quiet, bn_recalibrate, batch;
 } EvalOptions;
 
 static void parse_args(int argc, char **argv, EvalOptions *o) {
   memset(o, 0, sizeof *o);
+  o->batch = 32;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -48,20 +53,72 @@ static void parse_args(int argc, char **argv, EvalOptions *o) {
       exit(UNET_EXIT_OK);
     }
     if (!strcmp(a, "--quiet")) { o->quiet = 1; continue; }
-    int takes_value = !strcmp(a, "--weights") || !strcmp(a, "--data") || !strcmp(a, "--out") || !strcmp(a, "--threads");
+    int takes_value = !strcmp(a, "--weights") || !strcmp(a, "--data") || !strcmp(a, "--out") || !strcmp(a, "--threads") ||
+                      !strcmp(a, "--bn-recalibrate") || !strcmp(a, "--train-data") || !strcmp(a, "--batch");
     if (!takes_value) unet_usage_error("unknown option '%s'", a);
     if (!v) unet_usage_error("%s needs a value", a);
     i++;
     if (!strcmp(a, "--weights")) o->weights = v;
     else if (!strcmp(a, "--data")) o->data = v;
     else if (!strcmp(a, "--out")) o->out = v;
+    else if (!strcmp(a, "--train-data")) o->train_data = v;
     else {
       long n;
-      if (unet_parse_int(v, &n) != 0 || n < 1 || n > 4096) unet_usage_error("--threads needs a positive integer, got '%s'", v);
-      o->threads = (int)n;
+      if (unet_parse_int(v, &n) != 0 || n < 1 || n > 1000000) unet_usage_error("%s needs a positive integer, got '%s'", a, v);
+      if (!strcmp(a, "--threads")) o->threads = (int)n;
+      else if (!strcmp(a, "--batch")) o->batch = (int)n;
+      else o->bn_recalibrate = (int)n;
     }
   }
   if (!o->weights || !o->data || !o->out) unet_usage_error("--weights, --data and --out are required");
+  if (o->train_data && !o->bn_recalibrate) unet_usage_error("--train-data is for --bn-recalibrate");
+  if (o->bn_recalibrate && o->batch < comm_size())
+    unet_usage_error("--batch %d is smaller than the %d ranks: every rank needs a sample per batch", o->batch, comm_size());
+}
+
+/* --bn-recalibrate K: the BatchNorm statistics become the plain mean of K
+ * global batches' statistics (momentum 1 - 1/k for the k-th), synchronized over
+ * the ranks as in training. Batch k is the training samples
+ * [k*B, (k+1)*B) mod N in shard order, rank r computing its contiguous part, so
+ * the result depends on K and B only, not on the rank count. */
+static void recalibrate(UNet *m, const EvalOptions *o, const ShardSet *data) {
+  char dir[4096], err[2048];
+  if (o->train_data) {
+    snprintf(dir, sizeof dir, "%s", o->train_data);
+  } else {
+    snprintf(dir, sizeof dir, "%s", o->data);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+  }
+  ShardSet train;
+  if (shardset_open(&train, dir, "train", err, sizeof err) != 0)
+    unet_fatal("--bn-recalibrate needs training shards: %s (give --train-data DIR)", err);
+  if (train.height != data->height || train.width != data->width || train.num_classes != data->num_classes)
+    unet_fatal("--train-data %s: %dx%d with %d classes, but --data is %dx%d with %d", dir, train.height, train.width,
+               train.num_classes, data->height, data->width, data->num_classes);
+  int P = comm_size(), rank = comm_rank(), B = o->batch;
+  int local = B / P + (rank < B % P), offset = rank * (B / P) + (rank < B % P ? rank : B % P);
+  unet_plan(m, local > EVAL_CHUNK ? local : EVAL_CHUNK);
+  size_t pix = (size_t)m->height * m->width;
+  float *x = xmalloc((size_t)local * pix * 3 * sizeof(float), "recalibration batch");
+  uint8_t *labels = xmalloc((size_t)local * pix, "recalibration labels");
+  uint8_t *scratch = xmalloc(SHARDSET_SCRATCH_BYTES(m->height, m->width), "read buffer");
+  long *index = xmalloc(sizeof(long) * (size_t)local, "batch index");
+  float momentum = m->bn_momentum;
+  for (int k = 1; k <= o->bn_recalibrate; k++) {
+    for (int i = 0; i < local; i++) index[i] = (long)(((int64_t)(k - 1) * B + offset + i) % train.total);
+    if (shardset_read_batch(&train, index, local, NULL, 0, 0, x, labels, scratch, err, sizeof err) != 0)
+      unet_fatal("training data: %s", err);
+    m->bn_momentum = 1.0f - 1.0f / (float)k;
+    unet_update_batch_stats(m, x, local, comm_batchnorm_reducer());
+  }
+  m->bn_momentum = momentum;
+  if (rank == 0 && !o->quiet)
+    unet_info("BatchNorm statistics recomputed over %d batch(es) of %d training samples of %s (not Keras)",
+              o->bn_recalibrate, B, dir);
+  xfree(x); xfree(labels); xfree(scratch); xfree(index);
+  shardset_close(&train);
 }
 
 int main(int argc, char **argv) {
@@ -81,6 +138,7 @@ int main(int argc, char **argv) {
   UNet m;
   if (unet_create(&m, set.height, set.width, set.num_classes, err, sizeof err) != 0) unet_fatal("--data %s: %s", o.data, err);
   if (weights_load_keras(&m, o.weights, err, sizeof err) != 0) unet_fatal("--weights: %s", err);
+  if (o.bn_recalibrate) recalibrate(&m, &o, &set);
   unet_plan(&m, EVAL_CHUNK);
   size_t pix = (size_t)m.height * m.width;
   float *x = xmalloc(EVAL_CHUNK * pix * 3 * sizeof(float), "input batch");
@@ -100,7 +158,9 @@ int main(int argc, char **argv) {
     for (int k = 0; k < C; k++) printf(" %.6f", confusion_iou(res.confusion, C, k));
     printf("\n");
     fflush(stdout);
-    EvalSummary sum = {C, res.confusion, res.loss, res.samples, o.weights, o.data};
+    char stats[128] = "moving";
+    if (o.bn_recalibrate) snprintf(stats, sizeof stats, "recalibrated over %d x %d training samples", o.bn_recalibrate, o.batch);
+    EvalSummary sum = {C, res.confusion, res.loss, res.samples, o.weights, o.data, stats};
     if (unet_mkdir_output(o.out) != 0) {
       unet_error("%s: cannot create: %s", o.out, strerror(errno));
       rc = UNET_EXIT_ERROR;
