@@ -13,7 +13,7 @@ endif()
 # Augmentation (src/data/augment.c) and learning-rate schedules (src/train/lr_schedule.c).
 unet_add_test(NAME test_augment SOURCES tests/test_augment.c src/train/lr_schedule.c LIBS unet_data m TIMEOUT 60)
 # The prefetching batch reader; with LeakSanitizer on in the sanitizer pass.
-unet_add_test(NAME test_prefetch SOURCES tests/test_prefetch.c src/train/data_loader.c LIBS unet_data TIMEOUT 60)
+unet_add_test(NAME test_prefetch SOURCES tests/test_prefetch.c LIBS unet_data TIMEOUT 60)
 set_tests_properties(test_prefetch PROPERTIES ENVIRONMENT "ASAN_OPTIONS=detect_leaks=1")
 
 # The mask formats of other datasets (JPEG, another resolution, VOC palette, CamVid void),

@@ -18,6 +18,7 @@
 #include "check.h"
 #include "unet/adam.h"
 #include "unet/checkpoint.h"
+#include "unet/weights_keras.h"
 #include "unet/model.h"
 #include "unet/rng.h"
 #include "unet/util.h"

@@ -19,7 +19,7 @@
 #include "unet/model.h"
 #include "unet/shard.h"
 #include "unet/util.h"
-#include "unet/checkpoint.h"
+#include "unet/weights_keras.h"
 
 enum { H = 32, W = 32, C = 3, SAMPLES = 7 };
 static char g_work[2048];

@@ -19,6 +19,7 @@
 #define UNET_NAME_LEN 48
 /* The model halves the input 4 times: both sides must be multiples of this. */
 #define UNET_SIZE_MULTIPLE 16
+#define UNET_MAX_CLASSES 255 /* class ids are uint8 */
 
 typedef enum {
   VAR_KERNEL, VAR_BIAS, VAR_DEPTHWISE, VAR_POINTWISE,

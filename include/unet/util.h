@@ -7,6 +7,11 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* Longest path the programs handle, NUL included (Linux's PATH_MAX), and the
+ * same path with the ".tmp.<pid>" of a write in progress. */
+#define UNET_PATH_MAX 4096
+#define UNET_TMP_PATH_MAX (UNET_PATH_MAX + 32)
+
 /* Program name prefix for messages ("unet-train", "unet-preprocess", ...),
  * and an optional context such as "rank 3" that every message carries. */
 void unet_set_progname(const char *name);
@@ -51,6 +56,9 @@ long unet_peak_rss_kb(void); /* peak resident set size of this process */
  * still open). */
 void unet_tmp_path(char *out, size_t out_len, const char *path);
 int unet_commit_file(const char *tmp_path, const char *final_path); /* fsync+rename+dir fsync; 0 ok */
+/* Removes dir/name.tmp.* : what a run killed during a write (kill -9, node
+ * failure) leaves behind; the committed file is intact. */
+void unet_remove_stale_tmp(const char *dir, const char *name);
 
 int unet_mkdir_p(const char *dir); /* 0 ok, -1 with errno */
 /* unet_mkdir_p for a program's output folder: the folders it creates are

@@ -12,7 +12,7 @@
 #define UNET_INPUT_SIZE_ATTR "unet_input_size"
 
 typedef struct {
-  int num_classes;   /* from /layers/conv2d_8/vars/0, shape (3,3,32,C) */
+  int num_classes;   /* from the head layer's kernel (weights_num_classes) */
   int height, width; /* 0 when the file does not record its training size */
 } WeightsInfo;
 

@@ -116,7 +116,7 @@ static int write_checkpoint_file(hid_t file, void *ctx, char *err, size_t err_le
 int checkpoint_save(const UNet *m, const Adam *opt, const TrainState *ts, const char *path, char *err,
                     size_t err_len) {
   if (opt->count != m->num_params)
-    return io_fail(err, err_len, path, "Adam holds %zu values but the model has %zu parameters", opt->count,
+    return h5_fail(err, err_len, path, "Adam holds %zu values but the model has %zu parameters", opt->count,
                    m->num_params);
   CheckpointWrite w = {m, opt, ts, path};
   return h5_save_atomic(path, write_checkpoint_file, &w, err, err_len);
@@ -128,7 +128,7 @@ int checkpoint_save(const UNet *m, const Adam *opt, const TrainState *ts, const 
  * entry (count, shapes). */
 static int read_optimizer(hid_t file, const UNet *m, int64_t *iterations, float *lr, float *m_out, float *v_out,
                           const char *path, char *err, size_t err_len) {
-  if (!h5_has(file, "optimizer")) return io_fail(err, err_len, path, "not a training checkpoint (no /optimizer group)");
+  if (!h5_has(file, "optimizer")) return h5_fail(err, err_len, path, "not a training checkpoint (no /optimizer group)");
   hid_t og = h5_open_group(file, "optimizer", "/optimizer", path, err, err_len);
   if (og < 0) return -1;
   hid_t vg = h5_open_group(og, "vars", "/optimizer/vars", path, err, err_len);
@@ -139,7 +139,7 @@ static int read_optimizer(hid_t file, const UNet *m, int64_t *iterations, float 
   long expected = 2 + 2 * trainable, count = h5_count_links(vg);
   int rc = 0;
   if (count != expected)
-    rc = io_fail(err, err_len, path,
+    rc = h5_fail(err, err_len, path,
                  "/optimizer/vars has %ld entries, Adam for this model has %ld (iterations, learning_rate, then m and v "
                  "for each of %ld trainable variables)",
                  count, expected, trainable);
@@ -169,14 +169,14 @@ typedef struct {
 } AdamHyper;
 
 static int read_train(hid_t file, TrainState *ts, AdamHyper *hyper, const char *path, char *err, size_t err_len) {
-  if (!h5_has(file, "train")) return io_fail(err, err_len, path, "not a training checkpoint (no /train group)");
+  if (!h5_has(file, "train")) return h5_fail(err, err_len, path, "not a training checkpoint (no /train group)");
   hid_t g = h5_open_group(file, "train", "/train", path, err, err_len);
   if (g < 0) return -1;
   int32_t version = 0;
   int rc = h5_read_values(g, "format_version", H5T_NATIVE_INT32, &version, 0, "/train/format_version", path, err,
                           err_len);
   if (rc == 0 && (version < 1 || version > CHECKPOINT_FORMAT_VERSION))
-    rc = io_fail(err, err_len, path, "checkpoint format version %d, this program reads version %d", (int)version,
+    rc = h5_fail(err, err_len, path, "checkpoint format version %d, this program reads version %d", (int)version,
                  CHECKPOINT_FORMAT_VERSION);
   int64_t epoch = 0, step = 0, step_in_epoch = 0, seed = 0;
   int32_t world_size = 0, global_batch = 0;
@@ -223,7 +223,7 @@ static int read_train(hid_t file, TrainState *ts, AdamHyper *hyper, const char *
 
 int checkpoint_load(UNet *m, Adam *opt, TrainState *ts, const char *path, char *err, size_t err_len) {
   if (opt->count != m->num_params)
-    return io_fail(err, err_len, path, "Adam holds %zu values but the model has %zu parameters", opt->count,
+    return h5_fail(err, err_len, path, "Adam holds %zu values but the model has %zu parameters", opt->count,
                    m->num_params);
   H5Quiet q;
   h5_quiet_begin(&q);
@@ -243,7 +243,7 @@ int checkpoint_load(UNet *m, Adam *opt, TrainState *ts, const char *path, char *
     rc = io_read_model(file, m, params, state, path, err, err_len);
     if (rc == 0) rc = read_optimizer(file, m, &iterations, &keras_lr, mom, vel, path, err, err_len);
     if (rc == 0) rc = read_train(file, &new_ts, &hyper, path, err, err_len);
-    if (rc == 0 && iterations < 0) rc = io_fail(err, err_len, path, "negative Adam iterations (%lld)", (long long)iterations);
+    if (rc == 0 && iterations < 0) rc = h5_fail(err, err_len, path, "negative Adam iterations (%lld)", (long long)iterations);
     H5Fclose(file);
   }
   if (rc == 0) {

@@ -1,7 +1,7 @@
 /* gradients.c - --dump-gradients: the gradient arena in the Keras weights
  * layout, so any other framework's gradients can be compared by name. */
 #include "io_internal.h"
-#include "unet/checkpoint.h"
+#include "unet/gradients.h"
 
 static int write_gradients(hid_t file, void *ctx, char *err, size_t err_len) {
   const UNet *m = ctx;

@@ -1,7 +1,7 @@
 /* probs_file.c - see probs_file.h */
 #include "unet/probs_file.h"
 
-#include "io_internal.h"
+#include "unet/h5_io.h"
 
 typedef struct {
   const float *probs;

@@ -6,33 +6,23 @@
 #include <string.h>
 
 #include "io_internal.h"
-#include "unet/checkpoint.h"
+#include "unet/weights_keras.h"
 
 int io_write_input_size(hid_t file, const UNet *m, const char *path, char *err, size_t err_len) {
   int32_t size[2] = {m->height, m->width};
-  hsize_t two = 2;
-  hid_t space = H5Screate_simple(1, &two, NULL);
-  hid_t a = space >= 0 ? H5Acreate2(file, UNET_INPUT_SIZE_ATTR, H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT)
-                       : H5I_INVALID_HID;
-  herr_t st = a >= 0 ? H5Awrite(a, H5T_NATIVE_INT32, size) : -1;
-  if (a >= 0 && H5Aclose(a) < 0) st = -1;
-  if (space >= 0) H5Sclose(space);
-  return st < 0 ? io_fail(err, err_len, path, "cannot write the attribute %s", UNET_INPUT_SIZE_ATTR) : 0;
+  if (h5_write_attr(file, UNET_INPUT_SIZE_ATTR, H5T_STD_I32LE, H5T_NATIVE_INT32, size, 2) != 0)
+    return h5_fail(err, err_len, path, "cannot write the attribute %s", UNET_INPUT_SIZE_ATTR);
+  return 0;
 }
 
 /* Reads the attribute if present: 1 found, 0 absent, -1 malformed. */
 static int read_input_size(hid_t file, int *height, int *width) {
   if (H5Aexists(file, UNET_INPUT_SIZE_ATTR) <= 0) return 0;
-  hid_t a = H5Aopen(file, UNET_INPUT_SIZE_ATTR, H5P_DEFAULT);
-  if (a < 0) return -1;
-  hid_t space = H5Aget_space(a);
-  hssize_t n = space >= 0 ? H5Sget_simple_extent_npoints(space) : -1;
   int32_t size[2] = {0, 0};
-  int rc = n == 2 && H5Aread(a, H5T_NATIVE_INT32, size) >= 0 && size[0] > 0 && size[1] > 0 ? 1 : -1;
-  if (space >= 0) H5Sclose(space);
-  H5Aclose(a);
-  if (rc == 1) *height = size[0], *width = size[1];
-  return rc;
+  if (h5_read_attr_ints(file, UNET_INPUT_SIZE_ATTR, H5T_NATIVE_INT32, size, 2, NULL, NULL, 0) != 0) return -1;
+  if (size[0] <= 0 || size[1] <= 0) return -1;
+  *height = size[0], *width = size[1];
+  return 1;
 }
 
 int weights_read_info(const char *path, WeightsInfo *info, char *err, size_t err_len) {
@@ -47,7 +37,7 @@ int weights_read_info(const char *path, WeightsInfo *info, char *err, size_t err
   rc = weights_num_classes(path, &info->num_classes, err, err_len);
   if (rc != 0) goto close;
   if (read_input_size(file, &info->height, &info->width) < 0) {
-    rc = io_fail(err, err_len, path, "attribute %s is not two positive integers (height, width)", UNET_INPUT_SIZE_ATTR);
+    rc = h5_fail(err, err_len, path, "attribute %s is not two positive integers (height, width)", UNET_INPUT_SIZE_ATTR);
     info->height = info->width = 0;
   }
 close:
@@ -77,7 +67,7 @@ int io_check_weights_file(hid_t file, const char *path, char *err, size_t err_le
   char names[512];
   top_level_names(file, names, sizeof names);
   int shard = h5_has(file, "images") && h5_has(file, "masks");
-  return io_fail(err, err_len, path, "is an HDF5 file but not a weights file: no /layers group (it holds: %s)%s",
+  return h5_fail(err, err_len, path, "is an HDF5 file but not a weights file: no /layers group (it holds: %s)%s",
                  names[0] ? names : "nothing",
                  shard ? "; this is a unet-preprocess data shard, give a .weights.h5 or last.ckpt.h5" : "");
 }

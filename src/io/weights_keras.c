@@ -39,7 +39,7 @@
 #include <string.h>
 
 #include "io_internal.h"
-#include "unet/checkpoint.h"
+#include "unet/weights_keras.h"
 #include "unet/util.h"
 
 int io_write_model(hid_t file, const UNet *m, const char *path, char *err, size_t err_len) {
@@ -71,7 +71,7 @@ int io_write_model_values(hid_t file, const UNet *m, const float *trainable, con
       char name[16];
       snprintf(name, sizeof name, "%d", v->index);
       if (h5_write_f32(vg, name, data, v->ndim, v->shape, path, err, err_len) != 0)
-        io_fail(err, err_len, path, "cannot write layer %s variable %d (disk full?)", l->name, v->index), rc = -1;
+        h5_fail(err, err_len, path, "cannot write layer %s variable %d (disk full?)", l->name, v->index), rc = -1;
     }
     if (vg >= 0) H5Gclose(vg);
     H5Gclose(lg);
@@ -91,7 +91,7 @@ static int read_layer(hid_t layers, const UNet *m, const ModelLayer *l, float *p
                       const char *path, char *err, size_t err_len) {
   if (!h5_has(layers, l->name)) {
     if (l->num_vars == 0) return 0; /* Keras tolerates that too: nothing to load */
-    return io_fail(err, err_len, path, "missing layer %s (the model expects %d variables there)", l->name,
+    return h5_fail(err, err_len, path, "missing layer %s (the model expects %d variables there)", l->name,
                    l->num_vars);
   }
   char what[160];
@@ -105,7 +105,7 @@ static int read_layer(hid_t layers, const UNet *m, const ModelLayer *l, float *p
   int rc = 0;
   long count = h5_count_links(vg);
   if (count != l->num_vars) {
-    rc = io_fail(err, err_len, path, "layer %s has %ld variables, the model expects %d (a file for a different model?)",
+    rc = h5_fail(err, err_len, path, "layer %s has %ld variables, the model expects %d (a file for a different model?)",
                  l->name, count, l->num_vars);
   }
   for (int i = 0; i < l->num_vars && rc == 0; i++) {
@@ -138,9 +138,9 @@ int io_read_model(hid_t file, const UNet *m, float *params_out, float *state_out
     ssize_t len = H5Lget_name_by_idx(layers, ".", H5_INDEX_NAME, H5_ITER_INC, (hsize_t)i, name, sizeof name,
                                      H5P_DEFAULT);
     if (len < 0) {
-      rc = io_fail(err, err_len, path, "cannot list the layers in /layers");
+      rc = h5_fail(err, err_len, path, "cannot list the layers in /layers");
     } else if (!model_has_layer(m, name)) {
-      rc = io_fail(err, err_len, path, "layer %s is not part of this model (a file for a different model?)", name);
+      rc = h5_fail(err, err_len, path, "layer %s is not part of this model (a file for a different model?)", name);
     }
   }
   H5Gclose(layers);
@@ -183,37 +183,56 @@ int weights_load_keras(UNet *m, const char *path, char *err, size_t err_len) {
   return rc;
 }
 
-/* The class count is the last dimension of the head's kernel; the head is the
- * model's last layer with variables (model_build.c), whatever its name. */
 int weights_num_classes(const char *path, int *classes, char *err, size_t err_len) {
+  /* The layer names and shapes come from the model itself (built small, with
+   * any class count): the head is the last layer, its kernel the last 4-d
+   * variable, (k, k, channels in, classes). */
   UNet probe;
   if (unet_create(&probe, 16, 16, 2, err, err_len) != 0) return -1;
-  char head[UNET_NAME_LEN];
-  snprintf(head, sizeof head, "%s", probe.vars[probe.num_vars - 1].layer);
-  unet_destroy(&probe);
+  const ModelVar *head = NULL;
+  for (int i = probe.num_vars - 1; i >= 0 && !head; i--)
+    if (probe.vars[i].ndim == 4) head = &probe.vars[i];
   H5Quiet q;
   h5_quiet_begin(&q);
   int rc = -1;
-  hid_t f = h5_open_read(path, err, err_len);
-  if (f >= 0) {
-    char dset[128];
-    snprintf(dset, sizeof dset, "/layers/%s/vars/0", head);
-    hid_t d = H5Lexists(f, "/layers", H5P_DEFAULT) > 0 && H5Lexists(f, dset, H5P_DEFAULT) > 0
-                  ? H5Dopen2(f, dset, H5P_DEFAULT)
-                  : H5I_INVALID_HID;
+  hid_t file = h5_open_read(path, err, err_len);
+  if (file >= 0) {
+    char what[2 * UNET_NAME_LEN + 32], index[16];
+    snprintf(what, sizeof what, "head layer %s (variable %d)", head->layer, head->index);
+    snprintf(index, sizeof index, "%d", head->index);
+    /* /layers/<head>/vars/<i>, one group at a time so a missing one is named */
+    hid_t layers = io_check_weights_file(file, path, err, err_len) == 0
+                       ? h5_open_group(file, "layers", "/layers", path, err, err_len)
+                       : H5I_INVALID_HID;
+    hid_t layer = layers >= 0 ? h5_open_group(layers, head->layer, what, path, err, err_len) : -1;
+    hid_t vars = layer >= 0 ? h5_open_group(layer, "vars", what, path, err, err_len) : -1;
+    int nd = 0;
+    hsize_t dims[8];
+    H5T_class_t cls;
+    hid_t d = vars >= 0 ? h5_open_dataset(vars, index, &nd, dims, &cls, what, path, err, err_len) : -1;
     if (d >= 0) {
-      hid_t sp = H5Dget_space(d);
-      hsize_t dims[4];
-      if (H5Sget_simple_extent_ndims(sp) == 4 && H5Sget_simple_extent_dims(sp, dims, NULL) == 4) {
+      H5Dclose(d);
+      int fits = nd == 4 && cls == H5T_FLOAT && dims[3] >= 1 && dims[3] <= UNET_MAX_CLASSES;
+      for (int k = 0; k < 3 && fits; k++) fits = dims[k] == (hsize_t)head->shape[k];
+      if (fits) {
         *classes = (int)dims[3];
         rc = 0;
+      } else {
+        long long have[8], want[3] = {head->shape[0], head->shape[1], head->shape[2]};
+        for (int k = 0; k < nd; k++) have[k] = (long long)dims[k];
+        char hs[128], ws[128];
+        h5_format_shape(hs, sizeof hs, nd, have);
+        h5_format_shape(ws, sizeof ws, 3, want);
+        h5_fail(err, err_len, path, "%s has shape %s; this model's head kernel is %s plus the class count", what, hs,
+                ws);
       }
-      H5Sclose(sp);
-      H5Dclose(d);
     }
-    if (rc != 0) io_fail(err, err_len, path, "no head layer %s with a 4-d kernel (pass --classes)", head);
-    H5Fclose(f);
+    if (vars >= 0) H5Gclose(vars);
+    if (layer >= 0) H5Gclose(layer);
+    if (layers >= 0) H5Gclose(layers);
+    H5Fclose(file);
   }
   h5_quiet_end(&q);
+  unet_destroy(&probe);
   return rc;
 }

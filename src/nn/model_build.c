@@ -111,8 +111,8 @@ int unet_create(UNet *m, int height, int width, int num_classes, char *err, size
              width, UNET_SIZE_MULTIPLE);
     return -1;
   }
-  if (num_classes < 2 || num_classes > 255) {
-    snprintf(err, err_len, "class count %d out of range 2..255", num_classes);
+  if (num_classes < 2 || num_classes > UNET_MAX_CLASSES) {
+    snprintf(err, err_len, "class count %d out of range 2..%d", num_classes, UNET_MAX_CLASSES);
     return -1;
   }
   m->height = height;

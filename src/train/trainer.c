@@ -8,31 +8,27 @@
  * replays the same order. An epoch has floor(min_r slice_r / batch_r) steps:
  * every step is a full global batch, and the last partial batch is dropped.
  */
-#define _GNU_SOURCE
 #include "unet/trainer.h"
 
 #include <errno.h>
-#include <glob.h>
 #include <math.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "unet/adam.h"
-#include "unet/checkpoint.h"
-#include "unet/comm.h"
+#include "bn_recalibrate.h"
+#include "data_order.h"
+#include "metrics_csv.h"
+#include "prediction_pngs.h"
+#include "run.h"
+#include "stop_signal.h"
 #include "unet/curves.h"
-#include "unet/data_loader.h"
-#include "unet/image.h"
-#include "unet/metrics.h"
-#include "unet/model.h"
-#include "unet/prefetch.h"
+#include "unet/gradients.h"
 #include "unet/rng.h"
 #include "unet/run_folder.h"
-#include "unet/util.h"
+#include "unet/weights_keras.h"
+#include "validation.h"
 
 extern void openblas_set_num_threads(int num_threads);
 
@@ -67,56 +63,6 @@ int train_config_recipe(TrainConfig *c, const char *name) {
   return 0;
 }
 
-int default_threads_per_rank(int local_ranks) {
-  const char *slurm = getenv("SLURM_CPUS_PER_TASK");
-  long v;
-  if (slurm && unet_parse_int(slurm, &v) == 0 && v > 0) return (int)v;
-  cpu_set_t set;
-  long online = sysconf(_SC_NPROCESSORS_ONLN);
-  if (online < 1) online = 1;
-  if (sched_getaffinity(0, sizeof set, &set) == 0) {
-    int mine = CPU_COUNT(&set);
-    if (mine > 0 && mine < online) return mine; /* the launcher bound us: use what we got */
-  }
-  int t = (int)(online / (local_ranks > 0 ? local_ranks : 1));
-  return t > 0 ? t : 1;
-}
-
-/* ---- signals: set a flag, act at the next step boundary -------------------- */
-static volatile sig_atomic_t g_stop_signal = 0;
-static void on_stop_signal(int sig) { g_stop_signal = sig; }
-static void install_signal_handlers(void) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_stop_signal;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGTERM, &sa, NULL);
-  sigaction(SIGUSR1, &sa, NULL);
-}
-
-/* ---- run state ------------------------------------------------------------- */
-typedef struct {
-  const TrainConfig *cfg;
-  int rank, size;
-  ShardSet train, val;
-  long n_train;            /* samples used (after --max-train) */
-  long slice_first, slice_count;
-  int local_batch;
-  long steps_per_epoch;
-  UNet model;
-  Adam opt;
-  TrainState ts;
-  GradSync *sync;
-  BatchNormReducer bn;
-  float *x;                /* [local_batch, H, W, 3] */
-  uint8_t *labels;         /* [local_batch, H, W] */
-  uint8_t *scratch;        /* SHARDSET_SCRATCH_BYTES: one sample being read */
-  Prefetcher *prefetch;    /* the next training batch, prepared on a thread */
-  LrSchedule schedule;     /* learning rate of every step */
-  float *probs;            /* [local_batch, H, W, C] */
-  char path_last[4096], path_best[4096], path_csv[4096], dir_pred[4096];
-} Run;
-
 static int local_batch_of(int global_batch, int size, int rank) {
   return global_batch / size + (rank < global_batch % size ? 1 : 0);
 }
@@ -125,53 +71,6 @@ static void rank_slice(long n, int size, int rank, long *first, long *count) {
   long a = (long)((__int128)n * rank / size), b = (long)((__int128)n * (rank + 1) / size);
   *first = a;
   *count = b - a;
-}
-
-/* The global order: one permutation of [0, n_train) from (seed, epoch) alone,
- * the same on every rank and for every rank count. */
-static void global_epoch_order(const Run *r, int64_t epoch, long *order) {
-  for (long i = 0; i < r->n_train; i++) order[i] = i;
-  if (!r->cfg->shuffle) return;
-  UnetRng g;
-  rng_seed(&g, (uint64_t)r->cfg->seed * 0x9E3779B97F4A7C15ull ^ ((uint64_t)epoch * 0xD1B54A32D192ED03ull) ^ 0x676c6f62ull);
-  for (long i = r->n_train; i > 1; i--) {
-    long j = (long)rng_below(&g, (uint32_t)i);
-    long t = order[i - 1];
-    order[i - 1] = order[j];
-    order[j] = t;
-  }
-}
-
-static void epoch_order(const Run *r, int64_t epoch, long *order) {
-  if (r->cfg->data_order == DATA_ORDER_GLOBAL) {
-    global_epoch_order(r, epoch, order);
-    return;
-  }
-  for (long i = 0; i < r->slice_count; i++) order[i] = i;
-  if (!r->cfg->shuffle) return;
-  UnetRng g;
-  rng_seed(&g, (uint64_t)r->cfg->seed * 1000003ull ^ ((uint64_t)epoch << 20) ^ (uint64_t)r->rank);
-  for (long i = r->slice_count; i > 1; i--) {
-    long j = (long)(rng_uniform(&g) * i);
-    if (j >= i) j = i - 1;
-    long t = order[i - 1];
-    order[i - 1] = order[j];
-    order[j] = t;
-  }
-}
-
-/* The global sample indices of this rank's part of step s of an epoch.
- * Shard order: the next local_batch of the rank's own shuffled slice.
- * Global order: step s takes order[s*B, (s+1)*B) of the global permutation and
- * rank r computes its contiguous part [offset_r, offset_r + local_batch_r). */
-static void batch_indices(const Run *r, const long *order, long s, long *index) {
-  if (r->cfg->data_order == DATA_ORDER_GLOBAL) {
-    int B = r->cfg->global_batch, P = r->size, q = r->rank;
-    long offset = (long)q * (B / P) + (q < B % P ? q : B % P);
-    for (int i = 0; i < r->local_batch; i++) index[i] = order[s * B + offset + i];
-    return;
-  }
-  for (int i = 0; i < r->local_batch; i++) index[i] = r->slice_first + order[s * r->local_batch + i];
 }
 
 /* Everything that must be identical on every rank, broadcast from rank 0. */
@@ -190,190 +89,6 @@ static void save_checkpoint(Run *r) {
   char err[1024];
   if (checkpoint_save(&r->model, &r->opt, &r->ts, r->path_last, err, sizeof err) != 0)
     unet_fatal("writing checkpoint: %s", err);
-}
-
-/* ---- validation: spread over the ranks, reduced in a fixed order ----------- */
-typedef struct {
-  double loss;
-  double accuracy, mean_iou;
-  double iou[256];
-} ValResult;
-
-/* Validation images go through the network in chunks of VAL_CHUNK, chunk j
- * on rank j % P: every chunk is computed exactly the same way whatever the
- * rank count (GEMM results can depend on the matrix height), so the metrics
- * are identical for any P. */
-#define VAL_CHUNK 4
-
-static void validate(Run *r, ValResult *out) {
-  UNet *m = &r->model;
-  int C = m->num_classes;
-  long V = r->val.total, chunks = (V + VAL_CHUNK - 1) / VAL_CHUNK;
-  long pixels = (long)m->height * m->width;
-  double *losses = xmalloc((V + 1) * sizeof(double), "validation losses");
-  int64_t *confusion = xcalloc((size_t)C * C, sizeof(int64_t), "confusion matrix");
-  long index[VAL_CHUNK];
-  long mine = 0;
-  char err[1024];
-  for (long j = r->rank; j < chunks; j += r->size) {
-    long first = j * VAL_CHUNK;
-    int n = (int)(V - first < VAL_CHUNK ? V - first : VAL_CHUNK);
-    for (int i = 0; i < n; i++) index[i] = first + i;
-    if (shardset_read_batch(&r->val, index, n, NULL, 0, 0, r->x, r->labels, r->scratch, err, sizeof err) != 0)
-      unet_fatal("validation data: %s", err);
-    unet_predict(m, r->x, n, r->probs);
-    per_image_xent(losses + mine, unet_last_logits(m), r->labels, n, pixels, C);
-    confusion_add(confusion, r->probs, r->labels, n * pixels, C);
-    mine += n;
-  }
-  /* per-image losses gathered on rank 0, put back in sample order and summed
-   * there: the same sum whatever the rank count; confusion counts are integers */
-  double *gathered = r->rank == 0 ? xmalloc((V + 1) * sizeof(double), "validation losses") : NULL;
-  comm_gather_doubles(losses, (int)mine, gathered, 0);
-  comm_allreduce_sum_i64(confusion, C * C);
-  if (r->rank == 0) {
-    long pos = 0;
-    for (int q = 0; q < r->size; q++)
-      for (long j = q; j < chunks; j += r->size) {
-        long first = j * VAL_CHUNK;
-        long n = V - first < VAL_CHUNK ? V - first : VAL_CHUNK;
-        memcpy(losses + first, gathered + pos, n * sizeof(double));
-        pos += n;
-      }
-    double sum = 0;
-    for (long i = 0; i < V; i++) sum += losses[i];
-    out->loss = sum / ((double)V * pixels);
-    out->accuracy = confusion_accuracy(confusion, C);
-    out->mean_iou = confusion_mean_iou(confusion, C);
-    for (int k = 0; k < C; k++) out->iou[k] = confusion_iou(confusion, C, k);
-  }
-  xfree(gathered);
-  xfree(losses);
-  xfree(confusion);
-}
-
-static void write_prediction_pngs(Run *r) {
-  UNet *m = &r->model;
-  int H = m->height, W = m->width, C = m->num_classes;
-  int k = r->cfg->val_images;
-  if (k > r->val.total) k = (int)r->val.total;
-  if (k <= 0) return;
-  if (unet_mkdir_p(r->dir_pred) != 0) {
-    unet_warn("cannot create %s: %s", r->dir_pred, strerror(errno));
-    return;
-  }
-  uint8_t *images = xmalloc((size_t)k * H * W * 3, "prediction images");
-  uint8_t *pred = xmalloc((size_t)H * W, "prediction ids");
-  uint8_t *panel = xmalloc((size_t)H * W * 9, "prediction panel");
-  char err[1024], name[4400], (*sample)[128] = xcalloc(k, sizeof *sample, "sample names");
-  for (int i = 0; i < k; i++) {
-    if (shardset_read(&r->val, i, images + (size_t)i * H * W * 3, r->labels + (size_t)i * H * W, sample[i],
-                      sizeof sample[i], err, sizeof err) != 0)
-      unet_fatal("validation data: %s", err);
-    for (size_t j = 0; j < (size_t)H * W * 3; j++) r->x[(size_t)i * H * W * 3 + j] = images[(size_t)i * H * W * 3 + j];
-  }
-  unet_predict(m, r->x, k, r->probs);
-  for (int i = 0; i < k; i++) {
-    argmax_classes(pred, r->probs + (size_t)i * H * W * C, (long)H * W, C);
-    render_prediction_panel(panel, images + (size_t)i * H * W * 3, r->labels + (size_t)i * H * W, pred, H, W);
-    snprintf(name, sizeof name, "%s/val_%02d_%s.png", r->dir_pred, i, sample[i]);
-    if (image_write_png(name, panel, 3 * W, H, 3, err, sizeof err) != 0) unet_warn("%s: %s", name, err);
-  }
-  xfree(sample);
-  xfree(images);
-  xfree(pred);
-  xfree(panel);
-}
-
-/* Replaces the BN moving statistics by the average batch statistics of
- * cfg->bn_recalibrate training batches of this epoch's order (momentum
- * 1 - 1/k for the k-th batch: a plain mean), synchronized over the ranks like
- * training. Returns the previous (Keras) statistics for the caller to put back. */
-static float *recalibrate_batchnorm(Run *r, const long *order) {
-  UNet *m = &r->model;
-  float *saved = xmalloc(m->num_state * sizeof(float), "BatchNorm statistics");
-  memcpy(saved, m->state, m->num_state * sizeof(float));
-  long *index = xmalloc(r->local_batch * sizeof(long), "batch index");
-  char err[1024];
-  float momentum = m->bn_momentum;
-  for (int k = 1; k <= r->cfg->bn_recalibrate; k++) {
-    batch_indices(r, order, (k - 1) % r->steps_per_epoch, index);
-    /* not augmented: the statistics are those of the images validation sees */
-    if (shardset_read_batch(&r->train, index, r->local_batch, NULL, 0, 0, r->x, r->labels, r->scratch, err,
-                            sizeof err) != 0)
-      unet_fatal("training data: %s", err);
-    m->bn_momentum = 1.0f - 1.0f / (float)k;
-    unet_update_batch_stats(m, r->x, r->local_batch, r->bn);
-  }
-  m->bn_momentum = momentum;
-  xfree(index);
-  return saved;
-}
-
-/* ---- metrics.csv ------------------------------------------------------------- */
-static void csv_header(FILE *f, int C) {
-  fprintf(f, "epoch,step,train_loss,val_loss,val_accuracy");
-  for (int k = 0; k < C; k++) fprintf(f, ",iou_%d", k);
-  fprintf(f, ",mean_iou,images_per_s,epoch_seconds,elapsed_seconds,best,lr,data_wait_seconds\n");
-}
-
-/* New run: header only. Resume from epoch k: keep the header and rows of
- * epochs <= k (a row written after the checkpoint would otherwise repeat). */
-static void csv_prepare(Run *r) {
-  int C = r->model.num_classes;
-  char tmp[4200];
-  unet_tmp_path(tmp, sizeof tmp, r->path_csv);
-  FILE *out = fopen(tmp, "w");
-  if (!out) unet_fatal("%s: cannot write: %s", tmp, strerror(errno));
-  csv_header(out, C);
-  FILE *in = r->cfg->resume ? fopen(r->path_csv, "r") : NULL;
-  if (in) {
-    char line[8192];
-    int first = 1;
-    while (fgets(line, sizeof line, in)) {
-      if (first) { first = 0; continue; }
-      long epoch = strtol(line, NULL, 10);
-      if (epoch >= 1 && epoch <= r->ts.epoch) fputs(line, out);
-    }
-    fclose(in);
-  }
-  if (fclose(out) != 0 || unet_commit_file(tmp, r->path_csv) != 0) {
-    remove(tmp);
-    unet_fatal("%s: cannot write: %s", r->path_csv, strerror(errno));
-  }
-}
-
-static void csv_append(Run *r, double train_loss, const ValResult *v, int have_val, double ips, double epoch_s,
-                       double elapsed, int best, double lr, double data_wait) {
-  FILE *f = fopen(r->path_csv, "a");
-  if (!f) unet_fatal("%s: cannot append: %s", r->path_csv, strerror(errno));
-  int C = r->model.num_classes;
-  fprintf(f, "%lld,%lld,%.6f,", (long long)r->ts.epoch, (long long)r->ts.step, train_loss);
-  if (have_val) {
-    fprintf(f, "%.6f,%.6f", v->loss, v->accuracy);
-    for (int k = 0; k < C; k++) fprintf(f, ",%.6f", v->iou[k]);
-    fprintf(f, ",%.6f", v->mean_iou);
-  } else {
-    fprintf(f, ",");
-    for (int k = 0; k < C; k++) fprintf(f, ",");
-  }
-  fprintf(f, ",%.3f,%.2f,%.2f,%d,%.9g,%.3f\n", ips, epoch_s, elapsed, best, lr, data_wait);
-  if (fclose(f) != 0) unet_fatal("%s: write failed: %s", r->path_csv, strerror(errno));
-}
-
-/* A run killed during a write (kill -9, node failure) leaves its temporary
- * behind; the committed files are intact. Remove such leftovers. */
-static void remove_stale_temporaries(const char *out_dir) {
-  const char *names[] = {"last.ckpt.h5", "best.weights.h5", "metrics.csv", "status"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-    char pattern[4200];
-    snprintf(pattern, sizeof pattern, "%s/%s.tmp.*", out_dir, names[i]);
-    glob_t g;
-    if (glob(pattern, 0, NULL, &g) == 0) {
-      for (size_t k = 0; k < g.gl_pathc; k++) remove(g.gl_pathv[k]);
-      globfree(&g);
-    }
-  }
 }
 
 static int writes_run_folder(const TrainConfig *c) { return !c->dump_gradients && !c->evaluate_only; }
@@ -478,7 +193,8 @@ static void setup(Run *r, const TrainConfig *c) {
     if (writes_run_folder(c)) {
       if (unet_mkdir_output(c->out_dir) != 0)
         unet_fatal("%s: cannot create run directory: %s", c->out_dir, strerror(errno));
-      remove_stale_temporaries(c->out_dir);
+      const char *files[] = {"last.ckpt.h5", "best.weights.h5", "metrics.csv", "status"};
+      for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) unet_remove_stale_tmp(c->out_dir, files[i]);
       if (c->overwrite && run_folder_clear(c->out_dir, err, sizeof err) != 0) unet_fatal("%s", err);
     }
   }
@@ -527,7 +243,7 @@ int train_run(const TrainConfig *c) {
   int exit_code = UNET_EXIT_OK;
   double run_start = unet_now();
 
-  install_signal_handlers();
+  stop_signal_install();
   if (c->evaluate_only) {
     ValResult v;
     memset(&v, 0, sizeof v);
@@ -545,7 +261,7 @@ int train_run(const TrainConfig *c) {
     goto done;
   }
   if (is_root && !c->dump_gradients) {
-    csv_prepare(r);
+    metrics_csv_start(r->path_csv, m->num_classes, c->resume ? r->ts.epoch : 0);
     run_status_write(c->out_dir, "running", -1, r->ts.step, r->ts.epoch);
   }
 
@@ -574,7 +290,7 @@ int train_run(const TrainConfig *c) {
       double local_loss = unet_train_step(m, x, labels, r->local_batch, loss_scale, r->bn, gradsync_ready, r->sync);
       gradsync_finish(r->sync);
       /* one small allreduce: the global loss and whether any rank got a stop signal */
-      double agree[2] = {local_loss, g_stop_signal ? 1.0 : 0.0};
+      double agree[2] = {local_loss, stop_signal_pending() ? 1.0 : 0.0};
       comm_allreduce_sum_double(agree, 2);
       double step_loss = agree[0] / global_pixels;
       if (!isfinite(step_loss)) {
@@ -656,7 +372,9 @@ int train_run(const TrainConfig *c) {
     if (is_root) {
       save_checkpoint(r);
       double elapsed = unet_now() - run_start;
-      csv_append(r, train_loss, &v, have_val, ips, train_seconds, elapsed, best, lr, data_wait);
+      EpochRow row = {r->ts.epoch, r->ts.step, train_loss, have_val ? &v : NULL, ips, train_seconds, elapsed, best,
+                      lr, data_wait};
+      metrics_csv_append(r->path_csv, m->num_classes, &row);
       curves_update_run(c->out_dir);
       if (!c->quiet) {
         char ious[512] = "";
@@ -682,7 +400,7 @@ int train_run(const TrainConfig *c) {
                   (long long)r->ts.epoch, c->early_stop, r->ts.best_val_loss, (long long)r->ts.best_epoch);
       break;
     }
-    if (comm_allreduce_max_int(g_stop_signal ? 1 : 0)) {
+    if (comm_allreduce_max_int(stop_signal_pending() ? 1 : 0)) {
       /* signal arrived during validation: the epoch checkpoint is written */
       if (is_root)
         unet_info("stop signal after step %lld (end of epoch %lld): %s is current", (long long)r->ts.step,

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "unet/checkpoint.h"
+#include "unet/weights_keras.h"
 #include "unet/comm.h"
 #include "unet/data_loader.h"
 #include "unet/eval_report.h"

@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "unet/checkpoint.h"
 #include "unet/model.h"
 #include "unet/onnx_export.h"
 #include "unet/trainer.h"
 #include "unet/util.h"
+#include "unet/weights_keras.h"
 
 static void usage(FILE *f) {
   fprintf(f,

@@ -20,7 +20,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "unet/checkpoint.h"
 #include "unet/comm.h"
 #include "unet/image.h"
 #include "unet/metrics.h"
@@ -31,6 +30,7 @@
 #include "unet/trainer.h"
 #include "unet/util.h"
 #include "unet/weights_info.h"
+#include "unet/weights_keras.h"
 
 extern void openblas_set_num_threads(int num_threads);
 

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <libgen.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -119,15 +120,25 @@ int unet_commit_file(const char *tmp_path, const char *final_path) {
   close(fd);
   if (rename(tmp_path, final_path) != 0) return -1;
   /* fsync the directory so the rename itself survives a crash */
-  char dir[4096];
+  char dir[UNET_PATH_MAX];
   snprintf(dir, sizeof dir, "%s", final_path);
   int dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY);
   if (dfd >= 0) { fsync(dfd); close(dfd); }
   return 0;
 }
 
+void unet_remove_stale_tmp(const char *dir, const char *name) {
+  char pattern[UNET_TMP_PATH_MAX];
+  if (snprintf(pattern, sizeof pattern, "%s/%s.tmp.*", dir, name) >= (int)sizeof pattern) return;
+  glob_t g;
+  if (glob(pattern, 0, NULL, &g) == 0) {
+    for (size_t k = 0; k < g.gl_pathc; k++) remove(g.gl_pathv[k]);
+    globfree(&g);
+  }
+}
+
 int unet_mkdir_p(const char *dir) {
-  char buf[4096];
+  char buf[UNET_PATH_MAX];
   if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) { errno = ENAMETOOLONG; return -1; }
   for (char *p = buf + 1; *p; p++) {
     if (*p == '/') {
