@@ -25,3 +25,8 @@ make_data() {
 csv_col() {
   awk -F, -v ep="$2" -v col="$3" 'NR==1{for(i=1;i<=NF;i++) if($i==col) c=i; next} $1==ep{print $c}' "$1"
 }
+
+# h5_scalar FILE DATASET: the value of a scalar dataset (h5dump, from hdf5-tools)
+h5_scalar() {
+  h5dump -d "$2" "$1" 2>/dev/null | awk '/\(0\):/{print $2; exit}'
+}

@@ -22,20 +22,52 @@ cmp -s split/curves.svg straight/curves.svg && pass "the resumed run's curves.sv
 "${TRAIN[@]}" --out mid --epochs 4 --resume
 out=$("$BUILD/compare-h5" mid/last.ckpt.h5 straight/last.ckpt.h5 --exact) && pass "resume mid-epoch (step 9): $out" || fail "resume mid-epoch: $out"
 
-# SIGUSR1 (SLURM's pre-timeout signal) through mpirun: checkpoint at the next step, exit 3
+total=$(h5_scalar straight/last.ckpt.h5 /train/step) # steps of the 4-epoch reference run
+spe=$((total / 4))                                  # steps per epoch at batch 8
+
+# a resumed run continues the checkpoint's seed and batch unless given, and
+# records what it uses: /train/seed drives the data order, so a resume without
+# --seed of a --seed 5 run ends bit-identical to the uninterrupted one
+"${TRAIN[@]}" --out seed5 --epochs 3 --seed 5
+"${TRAIN[@]}" --out seed5r --epochs 1 --seed 5
+"${TRAIN[@]}" --out seed5r --epochs 3 --resume
+[ "$(h5_scalar seed5r/last.ckpt.h5 /train/seed)" = 5 ] && [ "$(h5_scalar seed5r/last.ckpt.h5 /train/global_batch)" = 8 ] \
+  && pass "resume without --seed/--batch records the checkpoint's seed 5 and batch 8" \
+  || fail "resumed run records seed $(h5_scalar seed5r/last.ckpt.h5 /train/seed), batch $(h5_scalar seed5r/last.ckpt.h5 /train/global_batch)"
+out=$("$BUILD/compare-h5" seed5r/last.ckpt.h5 seed5/last.ckpt.h5 --exact) && pass "resume uses the checkpoint's seed for the data order: $out" \
+  || fail "resume without --seed changed the data order: $out"
+if "$BUILD/compare-h5" seed5/last.ckpt.h5 straight/last.ckpt.h5 --exact > /dev/null 2>&1; then
+  fail "--seed 5 trains like the default seed: the comparison above proves nothing"
+fi
+# given on the command line, a new batch and seed replace the checkpoint's (with a warning) and are recorded
+"${TRAIN[@]}" --out seed5r --epochs 4 --resume --batch 4 --seed 9 2> change.log
+[ "$(h5_scalar seed5r/last.ckpt.h5 /train/seed)" = 9 ] && [ "$(h5_scalar seed5r/last.ckpt.h5 /train/global_batch)" = 4 ] \
+  && pass "resume with --batch 4 --seed 9 records batch 4 and seed 9" \
+  || fail "resume with new options records seed $(h5_scalar seed5r/last.ckpt.h5 /train/seed), batch $(h5_scalar seed5r/last.ckpt.h5 /train/global_batch)"
+grep -q "global batch 8 at batch 4" change.log && grep -q "seed 5 at seed 9" change.log \
+  && pass "the changes are warned about" || fail "no warning about the changed batch/seed: $(cat change.log)"
+[ "$(h5_scalar seed5r/last.ckpt.h5 /train/step)" = $((3 * spe + 2 * spe)) ] && pass "epoch 4 ran $((2 * spe)) steps of batch 4" \
+  || fail "steps after the batch change: $(h5_scalar seed5r/last.ckpt.h5 /train/step), want $((3 * spe + 2 * spe))"
+
+# SIGUSR1 (SLURM's pre-timeout signal) through mpirun: checkpoint at the next step, exit 3.
+# Sent as soon as the first checkpoint (end of epoch 1) exists, so the stop lands within
+# the reference run's steps and the resumed run can be compared with it.
 "${TRAIN[@]}" --out sig --epochs 40 > sig.log 2>&1 &
 pid=$!
-for _ in $(seq 100); do [ -f sig/last.ckpt.h5 ] && break; sleep 0.1; done
+for _ in $(seq 1000); do [ -f sig/last.ckpt.h5 ] && break; sleep 0.01; done
 kill -USR1 $pid
 rc=0; wait $pid || rc=$?
 [ $rc -eq 3 ] && pass "SIGUSR1: exit code 3" || fail "SIGUSR1: exit code $rc: $(cat sig.log)"
 grep -q "stop signal after step" sig.log && pass "SIGUSR1: $(grep 'stop signal' sig.log | head -1)" || fail "no stop message: $(cat sig.log)"
 stopped_at=$(grep -o "after step [0-9]*" sig.log | head -1 | grep -o "[0-9]*$")
 grep -q "^stopped 3 step ${stopped_at:-x} " sig/status && pass "SIGUSR1: RUN/status says $(cat sig/status)" || fail "SIGUSR1: RUN/status: $(cat sig/status)"
-"${TRAIN[@]}" --out sig --epochs 4 --resume 2> /dev/null || true
-if [ "${stopped_at:-99}" -lt 28 ]; then
+if [ "${stopped_at:-999999}" -lt "$total" ]; then
+  rc=0; "${TRAIN[@]}" --out sig --epochs 4 --resume 2> sig-resume.log || rc=$?
+  [ $rc -eq 0 ] || fail "resume after SIGUSR1 exited $rc: $(cat sig-resume.log)"
   out=$("$BUILD/compare-h5" sig/last.ckpt.h5 straight/last.ckpt.h5 --exact) && pass "resume after SIGUSR1 at step $stopped_at: $out" \
     || fail "resume after SIGUSR1: $out"
+else
+  fail "the SIGUSR1 stop landed at step ${stopped_at:-?}, not within the $total steps of the reference run"
 fi
 
 # SIGTERM to mpirun itself: Open MPI ends the job its own way (SIGCONT to the ranks, SIGTERM
@@ -59,29 +91,39 @@ fi
 # SIGTERM to a single process behaves the same
 "$BUILD/unet-train" --data data --batch 8 --threads 1 --quiet --out term --epochs 40 > term.log 2>&1 &
 pid=$!
-for _ in $(seq 100); do [ -f term/last.ckpt.h5 ] && break; sleep 0.1; done
+for _ in $(seq 1000); do [ -f term/last.ckpt.h5 ] && break; sleep 0.01; done
 kill -TERM $pid
 rc=0; wait $pid || rc=$?
 [ $rc -eq 3 ] && [ -f term/last.ckpt.h5 ] && grep -q "^stopped 3 " term/status && pass "SIGTERM: exit code 3 with a checkpoint, RUN/status $(cat term/status)" \
   || fail "SIGTERM: exit code $rc: $(cat term.log) status $(cat term/status)"
 
-# kill -9 at random moments while checkpoints are written every ~0.3 s
+# kill -9 while checkpoints are written every ~0.3 s: every other kill at a random
+# moment, the others the instant a temporary (a write in progress) appears, so some
+# kills surely interrupt a write; last.ckpt.h5 must load after every one.
 make_data tiny 24 32 4 1
 # a first checkpoint, so every kill below interrupts a run that resumes from one
 "$BUILD/unet-train" --data tiny --batch 4 --threads 1 --quiet --out k9 --epochs 1
 hits=0
 for i in $(seq 12); do
-  resume=(); [ -f k9/last.ckpt.h5 ] && resume=(--resume)
-  "$BUILD/unet-train" --data tiny --batch 4 --threads 1 --quiet --out k9 --epochs 1000 "${resume[@]}" > /dev/null 2>&1 &
+  "$BUILD/unet-train" --data tiny --batch 4 --threads 1 --quiet --out k9 --epochs 1000 --resume > /dev/null 2>&1 &
   pid=$!
-  sleep "$((RANDOM % 2)).$((RANDOM % 10))"
+  if [ $((i % 2)) -eq 1 ]; then
+    sleep "$((RANDOM % 2)).$((RANDOM % 10))"
+  else
+    # spin until this process has a write in progress (NAME.tmp.<pid>)
+    end=$((SECONDS + 20))
+    while ! compgen -G "k9/*.tmp.$pid" > /dev/null && [ $SECONDS -lt $end ]; do :; done
+  fi
   kill -9 $pid 2>/dev/null || true
   wait $pid 2>/dev/null || true
-  ls k9/*.tmp.* >/dev/null 2>&1 && hits=$((hits + 1))
-  if [ -f k9/last.ckpt.h5 ]; then
-    "$BUILD/unet-train" --data tiny --out k9 --resume --evaluate --batch 4 --threads 1 --quiet > /dev/null 2> k9.err \
-      || fail "after kill -9 #$i last.ckpt.h5 does not load: $(cat k9.err)"
-  fi
+  compgen -G "k9/*.tmp.$pid" > /dev/null && hits=$((hits + 1))
+  "$BUILD/unet-train" --data tiny --out k9 --resume --evaluate --batch 4 --threads 1 --quiet > /dev/null 2> k9.err \
+    || fail "after kill -9 #$i last.ckpt.h5 does not load: $(cat k9.err)"
 done
-[ -f k9/last.ckpt.h5 ] && pass "kill -9 x12 (${hits} during a write): last.ckpt.h5 always loadable" || fail "no checkpoint after kill -9 runs"
+[ $hits -ge 1 ] && pass "kill -9 x12 ($hits during a write): last.ckpt.h5 always loadable" \
+  || fail "no kill -9 hit a write in progress: the test did not test it"
+# the next start removes the leftovers of the killed writes
+"$BUILD/unet-train" --data tiny --batch 4 --threads 1 --quiet --out k9 --epochs 1000 --resume --steps 1 > /dev/null 2> k9.err \
+  || fail "resume after the kills: $(cat k9.err)"
+compgen -G "k9/*.tmp.*" > /dev/null && fail "temporaries left after a resume: $(ls k9)" || pass "a resume removes the killed writes' temporaries"
 finish

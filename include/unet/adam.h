@@ -13,7 +13,10 @@ typedef struct {
   double lr, beta1, beta2, epsilon;
   int64_t iterations; /* steps taken so far; the next step is t = iterations + 1 */
   size_t count;
-  float *m, *v;       /* [count] each, one contiguous arena */
+  /* One block of 2 * count floats, m first, then v: so the pair is broadcast,
+   * zeroed or freed as one buffer. m and v are the two halves. */
+  float *moments;
+  float *m, *v;       /* [count] each: m = moments, v = moments + count */
 } Adam;
 
 void adam_init(Adam *a, size_t count, double lr);

@@ -13,13 +13,20 @@
 #define UNET_EXIT_REQUEUE 3 /* stopped by SIGTERM/SIGUSR1; last.ckpt.h5 written; resume with --resume */
 #define UNET_EXIT_NONFINITE 4 /* loss became NaN or infinite */
 
+/* What a run takes when --batch, --seed, --lr are not given (a resumed run
+ * continues the checkpoint's batch and seed; --lr is given every run). */
+#define UNET_DEFAULT_BATCH 32
+#define UNET_DEFAULT_LR 1e-4
+#define UNET_DEFAULT_SEED 1337
+
 typedef struct {
   const char *data_dir, *out_dir;
   const char *init_weights;   /* NULL: Keras initialisation from seed */
   const char *dump_gradients; /* NULL: train */
-  int epochs, global_batch;
-  double lr;
-  int64_t seed;
+  int epochs;
+  int global_batch; /* 0: not given (UNET_DEFAULT_BATCH, or the checkpoint's on resume) */
+  double lr;        /* base learning rate of the schedule (UNET_DEFAULT_LR) */
+  int64_t seed;     /* -1: not given (UNET_DEFAULT_SEED, ...) */
   long max_train; /* 0: all */
   long max_steps; /* 0: no limit */
   int shuffle, sync_bn, overlap, resume;

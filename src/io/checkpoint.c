@@ -19,14 +19,16 @@
  *  in Keras shapes. Keras's Optimizer.load_own_variables loads them when the
  *  count matches its own (compiled and built model), else it warns and skips.
  *
- * /train (ours; Keras never looks at it), scalar datasets unless noted:
- *   format_version int32 (1), epoch, step, step_in_epoch, seed int64,
- *   best_val_loss float64 (inf when none), rng_state uint64[4],
- *   world_size, global_batch int32, lr float32,
+ * /train (ours; Keras never looks at it), scalar datasets:
+ *   format_version int32 (2), epoch, step, step_in_epoch, seed int64,
+ *   best_val_loss float64 (inf when none), world_size, global_batch int32,
  *   adam_learning_rate, adam_beta_1, adam_beta_2, adam_epsilon float64 (the
  *   exact Adam hyper-parameters; Keras keeps only a float32 learning rate),
  *   data_order int32, best_epoch int64 (both optional on reading: a checkpoint
- *   written before they existed used the shard order, best epoch unknown = epoch). */
+ *   written before they existed used the shard order, best epoch unknown = epoch).
+ * Version 1 also stored rng_state uint64[4] and lr float32: a generator never
+ * drawn from and a third copy of the learning rate. Version 1 files load (the
+ * two are ignored). */
 #include <stdio.h>
 #include <string.h>
 
@@ -34,7 +36,7 @@
 #include "unet/checkpoint.h"
 #include "unet/util.h"
 
-#define CHECKPOINT_FORMAT_VERSION 1
+#define CHECKPOINT_FORMAT_VERSION 2
 
 typedef struct {
   const UNet *m;
@@ -87,10 +89,8 @@ static int write_train(hid_t file, const Adam *opt, const TrainState *ts, const 
       {"step_in_epoch", H5T_STD_I64LE, H5T_NATIVE_INT64, &step_in_epoch, 0},
       {"best_val_loss", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &ts->best_val_loss, 0},
       {"seed", H5T_STD_I64LE, H5T_NATIVE_INT64, &seed, 0},
-      {"rng_state", H5T_STD_U64LE, H5T_NATIVE_UINT64, ts->rng.s, 4},
       {"world_size", H5T_STD_I32LE, H5T_NATIVE_INT32, &world_size, 0},
       {"global_batch", H5T_STD_I32LE, H5T_NATIVE_INT32, &global_batch, 0},
-      {"lr", H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, &ts->lr, 0},
       {"adam_learning_rate", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &opt->lr, 0},
       {"adam_beta_1", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &opt->beta1, 0},
       {"adam_beta_2", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &opt->beta2, 0},
@@ -191,10 +191,8 @@ static int read_train(hid_t file, TrainState *ts, AdamHyper *hyper, const char *
       {"step_in_epoch", H5T_NATIVE_INT64, &step_in_epoch, 0},
       {"best_val_loss", H5T_NATIVE_DOUBLE, &ts->best_val_loss, 0},
       {"seed", H5T_NATIVE_INT64, &seed, 0},
-      {"rng_state", H5T_NATIVE_UINT64, ts->rng.s, 4},
       {"world_size", H5T_NATIVE_INT32, &world_size, 0},
       {"global_batch", H5T_NATIVE_INT32, &global_batch, 0},
-      {"lr", H5T_NATIVE_FLOAT, &ts->lr, 0},
       {"adam_learning_rate", H5T_NATIVE_DOUBLE, &hyper->lr, 0},
       {"adam_beta_1", H5T_NATIVE_DOUBLE, &hyper->beta1, 0},
       {"adam_beta_2", H5T_NATIVE_DOUBLE, &hyper->beta2, 0},

@@ -13,13 +13,14 @@ void adam_init(Adam *a, size_t count, double lr) {
   a->beta2 = 0.999;
   a->epsilon = 1e-7;
   a->count = count;
-  a->m = xcalloc(2 * count, sizeof(float), "Adam moments");
-  a->v = a->m + count;
+  a->moments = xcalloc(2 * count, sizeof(float), "Adam moments");
+  a->m = a->moments;
+  a->v = a->moments + count;
 }
 
 void adam_free(Adam *a) {
-  xfree(a->m);
-  a->m = a->v = NULL;
+  xfree(a->moments);
+  a->moments = a->m = a->v = NULL;
 }
 
 void adam_step(Adam *a, float *params, const float *grads) {

@@ -166,6 +166,7 @@ int unet_create(UNet *m, int height, int width, int num_classes, char *err, size
     add_layer(&b, K_ADD);
     cin = f;
   }
+  impl->head_cin = cin; /* the last up block's filters */
   impl->head = build_conv(&b, 3, cin, num_classes);
 
   m->params = xcalloc(m->num_params, sizeof(float), "parameters");

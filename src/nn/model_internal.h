@@ -62,7 +62,8 @@ struct UNetImpl {
   BNVars entry_bn;
   DownBlock down[UNET_DOWN_BLOCKS];
   UpBlock up[UNET_UP_BLOCKS];
-  ConvVars head;
+  ConvVars head;       /* 3x3 conv from the last up block's filters to the classes */
+  int head_cin;        /* = up[UNET_UP_BLOCKS - 1].f */
   /* planned buffers (unet_plan) */
   int planned_batch;
   size_t planned_bytes;

@@ -19,6 +19,9 @@ static float *S(UNet *m, int var) { return m->state + m->vars[var].offset; }
 
 static size_t max_sz(size_t a, size_t b) { return a > b ? a : b; }
 
+/* The head: 3x3 conv from the last up block's output to the classes. */
+static ConvDims head_dims(const UNet *m) { return (ConvDims){3, 1, m->impl->head_cin, m->num_classes}; }
+
 /* ---- planning --------------------------------------------------------------*/
 
 typedef struct { float *base; size_t used, cap; } Bump;
@@ -91,7 +94,7 @@ static size_t layout(UNet *m, int n, float *base) {
     s *= 2;
     sw *= 2;
   }
-  ws = max_sz(ws, conv2d_workspace_floats((ConvDims){3, 1, UNET_ENTRY_FILTERS, C}, n, H, W));
+  ws = max_sz(ws, conv2d_workspace_floats(head_dims(m), n, H, W));
   I->logits = take(&b, n * H * W * C);
   I->dlogits = take(&b, n * H * W * C);
   I->scratch = take(&b, scratch);
@@ -207,7 +210,7 @@ static void forward(UNet *m, int n, int train, BatchNormReducer red) {
   }
 
   TIMED(m, TIME_CONV, conv2d_forward(I->logits, prev, P(m, I->head.kernel), P(m, I->head.bias), n, H, W,
-                                     (ConvDims){3, 1, UNET_ENTRY_FILTERS, m->num_classes}, 0, ws, wsn));
+                                     head_dims(m), 0, ws, wsn));
 }
 
 /* ---- backward ----------------------------------------------------------------*/
@@ -234,10 +237,9 @@ static void backward(UNet *m, int n, BatchNormReducer red, GradReadyFn on_ready,
 
   /* head: logits = conv3x3(up[3].out) */
   const float *head_in = I->up[UNET_UP_BLOCKS - 1].out;
-  zero(dout, (size_t)n * H * W * UNET_ENTRY_FILTERS);
+  zero(dout, (size_t)n * H * W * I->head_cin);
   TIMED(m, TIME_CONV, conv2d_backward(dout, G(m, I->head.kernel), G(m, I->head.bias), I->dlogits, head_in,
-                                      P(m, I->head.kernel), n, H, W,
-                                      (ConvDims){3, 1, UNET_ENTRY_FILTERS, m->num_classes}, ws, wsn));
+                                      P(m, I->head.kernel), n, H, W, head_dims(m), ws, wsn));
   ready(m, on_ready, ctx, I->head.kernel);
 
   for (int i = UNET_UP_BLOCKS - 1; i >= 0; i--) {

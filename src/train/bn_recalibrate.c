@@ -5,7 +5,7 @@
 
 #include "data_order.h"
 
-float *recalibrate_batchnorm(Run *r, const long *order) {
+float *recalibrate_batchnorm(Run *r, const uint32_t *order) {
   UNet *m = &r->model;
   float *saved = xmalloc(m->num_state * sizeof(float), "BatchNorm statistics");
   memcpy(saved, m->state, m->num_state * sizeof(float));

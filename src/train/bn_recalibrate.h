@@ -9,6 +9,6 @@
  * 1 - 1/k for the k-th batch: a plain mean), synchronized over the ranks like
  * training. Collective. Returns the previous (Keras) statistics for the caller
  * to put back (xfree them). */
-float *recalibrate_batchnorm(Run *r, const long *order);
+float *recalibrate_batchnorm(Run *r, const uint32_t *order);
 
 #endif

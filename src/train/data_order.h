@@ -7,8 +7,8 @@
 /* This epoch's order: shard order, the rank's slice [0, slice_count)
  * shuffled from (seed, epoch, rank); global order, one permutation of
  * [0, n_train) from (seed, epoch). order holds n_train + 1 entries. */
-void epoch_order(const Run *r, int64_t epoch, long *order);
+void epoch_order(const Run *r, int64_t epoch, uint32_t *order);
 /* The global sample indices of this rank's part of step s: index[local_batch]. */
-void batch_indices(const Run *r, const long *order, long s, long *index);
+void batch_indices(const Run *r, const uint32_t *order, long s, long *index);
 
 #endif

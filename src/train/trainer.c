@@ -35,9 +35,9 @@ extern void openblas_set_num_threads(int num_threads);
 void train_config_defaults(TrainConfig *c) {
   memset(c, 0, sizeof *c);
   c->epochs = 50;
-  c->global_batch = 32;
-  c->lr = 1e-4;
-  c->seed = 1337;
+  c->global_batch = 0; /* UNET_DEFAULT_BATCH, or the checkpoint's on --resume */
+  c->lr = UNET_DEFAULT_LR;
+  c->seed = -1;        /* UNET_DEFAULT_SEED, or the checkpoint's on --resume */
   c->shuffle = 1;
   c->sync_bn = 1;
   c->overlap = 1;
@@ -78,8 +78,11 @@ static void broadcast_state(Run *r) {
   UNet *m = &r->model;
   comm_bcast(m->params, m->num_params * sizeof(float), 0);
   comm_bcast(m->state, m->num_state * sizeof(float), 0);
-  comm_bcast(r->opt.m, 2 * r->opt.count * sizeof(float), 0);
+  comm_bcast(r->opt.moments, 2 * r->opt.count * sizeof(float), 0); /* m and v: one block */
   comm_bcast(&r->opt.iterations, sizeof r->opt.iterations, 0);
+  double hyper[4] = {r->opt.lr, r->opt.beta1, r->opt.beta2, r->opt.epsilon};
+  comm_bcast(hyper, sizeof hyper, 0);
+  r->opt.lr = hyper[0], r->opt.beta1 = hyper[1], r->opt.beta2 = hyper[2], r->opt.epsilon = hyper[3];
   comm_bcast(&r->ts, sizeof r->ts, 0);
   comm_check_identical(m->params, m->num_params * sizeof(float), "model weights");
   comm_check_identical(m->state, m->num_state * sizeof(float), "BatchNorm moving statistics");
@@ -89,6 +92,53 @@ static void save_checkpoint(Run *r) {
   char err[1024];
   if (checkpoint_save(&r->model, &r->opt, &r->ts, r->path_last, err, sizeof err) != 0)
     unet_fatal("writing checkpoint: %s", err);
+}
+
+/* Rank 0: the weights, Adam state and TrainState the run starts from. A new
+ * run takes --seed and --batch (or their defaults); a resumed one continues
+ * the checkpoint's, and one given on the command line replaces the
+ * checkpoint's value (warned about: the data order then differs from an
+ * uninterrupted run) and is recorded in the next checkpoint. --lr is the base
+ * learning rate of the schedule, given (or defaulted) every run. */
+static void start_state(Run *r) {
+  const TrainConfig *c = r->cfg;
+  UNet *m = &r->model;
+  char err[1024];
+  if (!c->resume) {
+    r->ts.best_val_loss = INFINITY;
+    r->ts.seed = c->seed >= 0 ? c->seed : UNET_DEFAULT_SEED;
+    r->ts.global_batch = c->global_batch > 0 ? c->global_batch : UNET_DEFAULT_BATCH;
+    r->ts.data_order = c->data_order;
+    if (c->init_weights) {
+      if (weights_load_keras(m, c->init_weights, err, sizeof err) != 0) unet_fatal("--init-weights: %s", err);
+    } else {
+      unet_init_keras(m, (uint64_t)r->ts.seed);
+    }
+    return;
+  }
+  if (checkpoint_load(m, &r->opt, &r->ts, r->path_last, err, sizeof err) != 0) unet_fatal("--resume: %s", err);
+  r->opt.lr = c->lr; /* --lr may change on resume */
+  if (c->global_batch > 0 && c->global_batch != r->ts.global_batch) {
+    unet_warn("resuming a run trained with global batch %d at batch %d", r->ts.global_batch, c->global_batch);
+    r->ts.global_batch = c->global_batch;
+  }
+  if (c->seed >= 0 && c->seed != r->ts.seed) {
+    unet_warn("resuming a run trained with seed %lld at seed %lld: the data order differs from an uninterrupted run",
+              (long long)r->ts.seed, (long long)c->seed);
+    r->ts.seed = c->seed;
+  }
+  if (r->ts.data_order != c->data_order)
+    unet_fatal("--resume: %s was trained with --data-order %s; resuming it with --data-order %s would change the "
+               "run (pass --data-order %s)",
+               r->path_last, r->ts.data_order == DATA_ORDER_GLOBAL ? "global" : "shard",
+               c->data_order == DATA_ORDER_GLOBAL ? "global" : "shard",
+               r->ts.data_order == DATA_ORDER_GLOBAL ? "global" : "shard");
+  if (r->ts.world_size != r->size && r->ts.data_order == DATA_ORDER_SHARD)
+    unet_warn("resuming a run written by %d rank(s) with %d: the data order differs from an uninterrupted run",
+              r->ts.world_size, r->size);
+  if (!c->quiet)
+    unet_info("resuming from %s: epoch %lld, step %lld (%lld into the epoch), best val_loss %g", r->path_last,
+              (long long)r->ts.epoch, (long long)r->ts.step, (long long)r->ts.step_in_epoch, r->ts.best_val_loss);
 }
 
 static int writes_run_folder(const TrainConfig *c) { return !c->dump_gradients && !c->evaluate_only; }
@@ -119,76 +169,18 @@ static void setup(Run *r, const TrainConfig *c) {
     unet_fatal("%s: validation file does not match the training shards (size or classes)", c->data_dir);
   r->n_train = r->train.total;
   if (c->max_train > 0 && c->max_train < r->n_train) r->n_train = c->max_train;
-  if (c->global_batch < r->size)
-    unet_fatal("global batch %d is smaller than the %d ranks: every rank needs at least one sample per step",
-               c->global_batch, r->size);
-  if (r->n_train < r->size)
-    unet_fatal("%ld training samples cannot be spread over %d ranks", r->n_train, r->size);
-  rank_slice(r->n_train, r->size, r->rank, &r->slice_first, &r->slice_count);
-  r->local_batch = local_batch_of(c->global_batch, r->size, r->rank);
-  r->steps_per_epoch = -1;
-  for (int q = 0; q < r->size; q++) {
-    long first, count;
-    rank_slice(r->n_train, r->size, q, &first, &count);
-    long steps = count / local_batch_of(c->global_batch, r->size, q);
-    if (r->steps_per_epoch < 0 || steps < r->steps_per_epoch) r->steps_per_epoch = steps;
-  }
-  if (c->data_order == DATA_ORDER_GLOBAL) r->steps_per_epoch = r->n_train / c->global_batch;
-  if (r->steps_per_epoch == 0)
-    unet_fatal("%ld training samples over %d ranks give fewer samples per rank than the local batch (global batch "
-               "%d): lower --batch or use more data",
-               r->n_train, r->size, c->global_batch);
-
   if (unet_create(&r->model, r->train.height, r->train.width, r->train.num_classes, err, sizeof err) != 0)
     unet_fatal("%s: %s", c->data_dir, err);
   UNet *m = &r->model;
-  /* buffers hold a training batch or a validation chunk, whichever is larger */
-  int buffer_batch = r->local_batch > VAL_CHUNK ? r->local_batch : VAL_CHUNK;
-  if (r->cfg->val_images > buffer_batch) buffer_batch = r->cfg->val_images;
-  unet_plan(m, buffer_batch);
   adam_init(&r->opt, m->num_params, c->lr);
-  size_t pix = (size_t)m->height * m->width;
-  r->x = xmalloc((size_t)buffer_batch * pix * 3 * sizeof(float), "input batch");
-  r->labels = xmalloc((size_t)buffer_batch * pix, "label batch");
-  r->scratch = xmalloc(SHARDSET_SCRATCH_BYTES(m->height, m->width), "sample buffer");
-  r->probs = xmalloc((size_t)buffer_batch * pix * m->num_classes * sizeof(float), "probabilities");
 
   unet_path_join(r->path_last, sizeof r->path_last, c->out_dir, "last.ckpt.h5");
   unet_path_join(r->path_best, sizeof r->path_best, c->out_dir, "best.weights.h5");
   unet_path_join(r->path_csv, sizeof r->path_csv, c->out_dir, "metrics.csv");
   unet_path_join(r->dir_pred, sizeof r->dir_pred, c->out_dir, "predictions");
 
-  r->ts.best_val_loss = INFINITY;
-  r->ts.seed = c->seed;
-  rng_seed(&r->ts.rng, (uint64_t)c->seed);
-  r->ts.global_batch = c->global_batch;
-  r->ts.lr = (float)c->lr;
-  r->ts.data_order = c->data_order;
   if (r->rank == 0) {
-    if (c->resume) {
-      if (checkpoint_load(m, &r->opt, &r->ts, r->path_last, err, sizeof err) != 0)
-        unet_fatal("--resume: %s", err);
-      if (r->ts.global_batch != c->global_batch)
-        unet_warn("resuming a run trained with global batch %d at batch %d", r->ts.global_batch, c->global_batch);
-      if (r->ts.data_order != c->data_order)
-        unet_fatal("--resume: %s was trained with --data-order %s; resuming it with --data-order %s would change the "
-                   "run (pass --data-order %s)",
-                   r->path_last, r->ts.data_order == DATA_ORDER_GLOBAL ? "global" : "shard",
-                   c->data_order == DATA_ORDER_GLOBAL ? "global" : "shard",
-                   r->ts.data_order == DATA_ORDER_GLOBAL ? "global" : "shard");
-      if (r->ts.world_size != r->size && c->data_order == DATA_ORDER_SHARD)
-        unet_warn("resuming a run written by %d rank(s) with %d: the data order differs from an uninterrupted run",
-                  r->ts.world_size, r->size);
-      r->opt.lr = c->lr; /* --lr may change on resume */
-      r->ts.lr = (float)c->lr;
-      if (!c->quiet)
-        unet_info("resuming from %s: epoch %lld, step %lld (%lld into the epoch), best val_loss %g", r->path_last,
-                  (long long)r->ts.epoch, (long long)r->ts.step, (long long)r->ts.step_in_epoch, r->ts.best_val_loss);
-    } else if (c->init_weights) {
-      if (weights_load_keras(m, c->init_weights, err, sizeof err) != 0) unet_fatal("--init-weights: %s", err);
-    } else {
-      unet_init_keras(m, (uint64_t)c->seed);
-    }
+    start_state(r);
     /* the run folder appears only once data and weights are known good */
     if (writes_run_folder(c)) {
       if (unet_mkdir_output(c->out_dir) != 0)
@@ -200,18 +192,52 @@ static void setup(Run *r, const TrainConfig *c) {
   }
   broadcast_state(r);
   r->ts.world_size = r->size;
+
+  /* the batch is known now (a resumed run may continue the checkpoint's) */
+  const int global_batch = r->ts.global_batch;
+  if (global_batch < r->size)
+    unet_fatal("global batch %d is smaller than the %d ranks: every rank needs at least one sample per step",
+               global_batch, r->size);
+  if (r->n_train < r->size)
+    unet_fatal("%ld training samples cannot be spread over %d ranks", r->n_train, r->size);
+  if (r->n_train > (long)UINT32_MAX) unet_fatal("%ld training samples: more than 2^32", r->n_train);
+  rank_slice(r->n_train, r->size, r->rank, &r->slice_first, &r->slice_count);
+  r->local_batch = local_batch_of(global_batch, r->size, r->rank);
+  r->steps_per_epoch = -1;
+  for (int q = 0; q < r->size; q++) {
+    long first, count;
+    rank_slice(r->n_train, r->size, q, &first, &count);
+    long steps = count / local_batch_of(global_batch, r->size, q);
+    if (r->steps_per_epoch < 0 || steps < r->steps_per_epoch) r->steps_per_epoch = steps;
+  }
+  if (r->ts.data_order == DATA_ORDER_GLOBAL) r->steps_per_epoch = r->n_train / global_batch;
+  if (r->steps_per_epoch == 0)
+    unet_fatal("%ld training samples over %d ranks give fewer samples per rank than the local batch (global batch "
+               "%d): lower --batch or use more data",
+               r->n_train, r->size, global_batch);
+
+  /* buffers hold a training batch or a validation chunk, whichever is larger */
+  int buffer_batch = r->local_batch > VAL_CHUNK ? r->local_batch : VAL_CHUNK;
+  if (r->cfg->val_images > buffer_batch) buffer_batch = r->cfg->val_images;
+  unet_plan(m, buffer_batch);
+  size_t pix = (size_t)m->height * m->width;
+  r->x = xmalloc((size_t)buffer_batch * pix * 3 * sizeof(float), "input batch");
+  r->labels = xmalloc((size_t)buffer_batch * pix, "label batch");
+  r->scratch = xmalloc(SHARDSET_SCRATCH_BYTES(m->height, m->width), "sample buffer");
+  r->probs = xmalloc((size_t)buffer_batch * pix * m->num_classes * sizeof(float), "probabilities");
+
   r->sync = gradsync_create(m->grads, m->num_params, c->overlap, 1 << 16);
   r->bn = c->sync_bn ? comm_batchnorm_reducer() : (BatchNormReducer){0};
   /* Debian's HDF5 is thread-safe; a build that is not gets the same reads
    * done synchronously (identical data, no overlap) */
   r->prefetch = prefetch_create(&r->train, r->local_batch, !c->no_prefetch && shard_library_threadsafe());
-  double base_lr = c->lr_scaling ? c->lr * c->global_batch / 32.0 : c->lr;
+  double base_lr = c->lr_scaling ? c->lr * global_batch / 32.0 : c->lr;
   r->schedule = (LrSchedule){c->lr_schedule, base_lr, (int64_t)llround(c->warmup_epochs * r->steps_per_epoch),
                              (int64_t)c->epochs * r->steps_per_epoch, 0.1};
   if (r->rank == 0 && !c->quiet)
     unet_info("%d rank(s) x %d thread(s); %ld training samples (%ld on rank 0), %ld validation; global batch %d "
               "(%d on rank 0), %ld steps per epoch; model %dx%d, %d classes, %zu parameters; activations %.0f MB",
-              r->size, threads, r->n_train, r->slice_count, r->val.total, c->global_batch, r->local_batch,
+              r->size, threads, r->n_train, r->slice_count, r->val.total, global_batch, r->local_batch,
               r->steps_per_epoch, m->height, m->width, m->num_classes, unet_param_count_total(m),
               unet_activation_bytes(m) / 1048576.0);
 }
@@ -234,10 +260,11 @@ int train_run(const TrainConfig *c) {
   Run run, *r = &run;
   setup(r, c);
   UNet *m = &r->model;
-  const double global_pixels = (double)c->global_batch * m->height * m->width;
+  const int global_batch = r->ts.global_batch;
+  const double global_pixels = (double)global_batch * m->height * m->width;
   const float loss_scale = (float)(1.0 / global_pixels);
   int is_root = r->rank == 0, tty = isatty(2) && !c->quiet;
-  long *order = xmalloc((r->n_train + 1) * sizeof(long), "epoch order");
+  uint32_t *order = xmalloc((r->n_train + 1) * sizeof *order, "epoch order");
   long *index = xmalloc(r->local_batch * sizeof(long), "batch index");
   char err[1024];
   int exit_code = UNET_EXIT_OK;
@@ -273,7 +300,7 @@ int train_run(const TrainConfig *c) {
     const AugmentConfig *aug = augment_enabled(&c->augment) ? &c->augment : NULL;
     if (r->ts.step_in_epoch < r->steps_per_epoch) {
       batch_indices(r, order, r->ts.step_in_epoch, index);
-      prefetch_submit(r->prefetch, index, r->local_batch, aug, (uint64_t)c->seed, r->ts.epoch);
+      prefetch_submit(r->prefetch, index, r->local_batch, aug, (uint64_t)r->ts.seed, r->ts.epoch);
     }
     for (long s = r->ts.step_in_epoch; s < r->steps_per_epoch; s++) {
       float *x;
@@ -283,7 +310,7 @@ int train_run(const TrainConfig *c) {
       data_wait += waited;
       if (s + 1 < r->steps_per_epoch) { /* the next batch is read while this step computes */
         batch_indices(r, order, s + 1, index);
-        prefetch_submit(r->prefetch, index, r->local_batch, aug, (uint64_t)c->seed, r->ts.epoch);
+        prefetch_submit(r->prefetch, index, r->local_batch, aug, (uint64_t)r->ts.seed, r->ts.epoch);
       }
       memset(m->grads, 0, m->num_params * sizeof(float));
       gradsync_begin(r->sync);
@@ -322,7 +349,7 @@ int train_run(const TrainConfig *c) {
       if (tty && is_root) {
         double el = unet_now() - epoch_start;
         fprintf(stderr, "\repoch %lld/%d  step %ld/%ld  loss %.4f  %.1f img/s   ", (long long)r->ts.epoch + 1,
-                c->epochs, s + 1, r->steps_per_epoch, loss_sum / steps_run, steps_run * c->global_batch / el);
+                c->epochs, s + 1, r->steps_per_epoch, loss_sum / steps_run, steps_run * global_batch / el);
       }
       if (agree[1] > 0) stop = 1;
       if (c->max_steps > 0 && r->ts.step >= c->max_steps) stop = 2;
@@ -343,7 +370,7 @@ int train_run(const TrainConfig *c) {
     }
     r->ts.epoch++;
     r->ts.step_in_epoch = 0;
-    double ips = steps_run > 0 ? steps_run * c->global_batch / train_seconds : 0;
+    double ips = steps_run > 0 ? steps_run * global_batch / train_seconds : 0;
     double train_loss = steps_run > 0 ? loss_sum / steps_run : NAN;
 
     ValResult v;

@@ -19,6 +19,7 @@ static void usage(FILE *f) {
           "  --batch N             global batch, split over the ranks (default 32)\n"
           "  --lr X                Adam learning rate (default 1e-4)\n"
           "  --seed N              initialisation and data order (default 1337)\n"
+          "                        (--resume continues the checkpoint's batch and seed unless given)\n"
           "  --init-weights FILE   start from a Keras .weights.h5\n"
           "  --resume              continue from OUT/last.ckpt.h5 up to --epochs in all\n"
           "  --overwrite           replace an earlier run in OUT (without it, or --resume, such a folder is refused)\n"

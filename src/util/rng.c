@@ -47,11 +47,22 @@ double rng_normal(UnetRng *r) {
   return sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
 }
 
-void rng_shuffle_u32(UnetRng *r, uint32_t *a, uint32_t n) {
+/* Fisher-Yates from the back: a[i-1] swaps with a[j], j in [0, i) drawn by
+ * rng_below (exact) or from 53 uniform bits (by_uniform). */
+static void shuffle(UnetRng *r, uint32_t *a, uint32_t n, int by_uniform) {
   for (uint32_t i = n; i > 1; i--) {
-    uint32_t j = rng_below(r, i);
+    uint32_t j;
+    if (by_uniform) {
+      j = (uint32_t)(rng_uniform(r) * i);
+      if (j >= i) j = i - 1;
+    } else {
+      j = rng_below(r, i);
+    }
     uint32_t t = a[i - 1];
     a[i - 1] = a[j];
     a[j] = t;
   }
 }
+
+void rng_shuffle_u32(UnetRng *r, uint32_t *a, uint32_t n) { shuffle(r, a, n, 0); }
+void rng_shuffle_u32_by_uniform(UnetRng *r, uint32_t *a, uint32_t n) { shuffle(r, a, n, 1); }
