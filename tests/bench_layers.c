@@ -168,17 +168,17 @@ static void run(const Layer *L, int n, Buffers *B, int backward) {
     break;
   case DEPTHWISE:
     if (!backward)
-      depthwise3x3_forward(B->out, B->in, B->kernel, n, L->h, L->w, L->cin);
+      depthwise3x3_forward(B->out, B->in, B->kernel, n, L->h, L->w, L->cin, B->ws, B->ws_floats);
     else
-      depthwise3x3_backward(B->din, B->dkernel, B->dout, B->in, B->kernel, n, L->h, L->w, L->cin);
+      depthwise3x3_backward(B->din, B->dkernel, B->dout, B->in, B->kernel, n, L->h, L->w, L->cin, B->ws, B->ws_floats);
     break;
   case BNORM:
     if (!backward)
       batchnorm_forward_train(B->out, B->mean, B->invstd, B->mm, B->mv, B->in, B->g, B->b, (long)n * L->h * L->w,
-                              L->cin, 0.99f, 1e-3f, red);
+                              L->cin, 0.99f, 1e-3f, red, B->ws, B->ws_floats);
     else
       batchnorm_backward(B->din, B->dg, B->db, B->dout, B->in, B->mean, B->invstd, B->g, (long)n * L->h * L->w, L->cin,
-                         red);
+                         red, B->ws, B->ws_floats);
     break;
   case POOL:
     if (!backward)
@@ -260,6 +260,8 @@ int main(int argc, char **argv) {
     B.labels = xcalloc(in_count ? in_count : 1, 1, "labels");
     if (L->kind == CONV) B.ws_floats = conv2d_workspace_floats((ConvDims){L->k, L->s, L->cin, L->cout}, n, L->h, L->w);
     if (L->kind == CONVT) B.ws_floats = conv_transpose3x3_workspace_floats(L->cin, L->cout, n, L->h, L->w);
+    if (L->kind == DEPTHWISE) B.ws_floats = depthwise3x3_workspace_floats(L->w, L->cin);
+    if (L->kind == BNORM) B.ws_floats = batchnorm_workspace_floats(L->cin);
     B.ws = buffer(B.ws_floats);
     for (long i = 0; i < (long)out_count; i++) B.argmax[i] = 0;
 

@@ -440,7 +440,10 @@ static void test_depthwise(int n, int h, int w, int c, uint64_t seed) {
   ref_depthwise(ref, &t);
   float *out = floats_zero(len);
   memset(out, 0xff, (size_t)len * sizeof(float));
-  depthwise3x3_forward(out, t.x.f, t.kernel.f, n, h, w, c);
+  /* exactly the scratch the layer asks for, so an overrun shows under ASan */
+  size_t ws_floats = depthwise3x3_workspace_floats(w, c);
+  float *ws = xmalloc(ws_floats * sizeof(float), "depthwise scratch");
+  depthwise3x3_forward(out, t.x.f, t.kernel.f, n, h, w, c, ws, ws_floats);
   snprintf(what, sizeof what, "%s forward", name);
   check_arrays_close(what, out, ref, len, 1e-6, 1e-5);
 
@@ -448,7 +451,7 @@ static void test_depthwise(int n, int h, int w, int c, uint64_t seed) {
   pair_random(r, &rng, -1, 1);
   t.r = r.d;
   float *din = floats_zero(len), *dk = floats_zero(9L * c);
-  depthwise3x3_backward(din, dk, r.f, t.x.f, t.kernel.f, n, h, w, c);
+  depthwise3x3_backward(din, dk, r.f, t.x.f, t.kernel.f, n, h, w, c, ws, ws_floats);
   snprintf(what, sizeof what, "%s d/din", name);
   check_gradient(what, t.x.d, len, din, depthwise_loss, &t, 1e-4);
   snprintf(what, sizeof what, "%s d/dkernel", name);
@@ -456,12 +459,19 @@ static void test_depthwise(int n, int h, int w, int c, uint64_t seed) {
   float *din2 = floats_zero(len), *dk2 = floats_zero(9L * c);
   for (long i = 0; i < len; i++) din2[i] = 2 * din[i];
   for (long i = 0; i < 9L * c; i++) dk2[i] = 2 * dk[i];
-  depthwise3x3_backward(din, dk, r.f, t.x.f, t.kernel.f, n, h, w, c);
+  depthwise3x3_backward(din, dk, r.f, t.x.f, t.kernel.f, n, h, w, c, ws, ws_floats);
   snprintf(what, sizeof what, "%s backward twice: din", name);
   check_float_arrays_close(what, din, din2, len, 1e-6, 1e-5);
   snprintf(what, sizeof what, "%s backward twice: dkernel", name);
   check_float_arrays_close(what, dk, dk2, 9L * c, 1e-6, 1e-5);
-  depthwise3x3_backward(NULL, dk, r.f, t.x.f, t.kernel.f, n, h, w, c); /* NULL din is allowed */
+  /* NULL din: the kernel gradient still accumulates (a third time), din is untouched */
+  memcpy(din2, din, (size_t)len * sizeof(float));
+  depthwise3x3_backward(NULL, dk, r.f, t.x.f, t.kernel.f, n, h, w, c, ws, ws_floats);
+  for (long i = 0; i < 9L * c; i++) dk2[i] *= 1.5f;
+  snprintf(what, sizeof what, "%s backward with din=NULL: dkernel", name);
+  check_float_arrays_close(what, dk, dk2, 9L * c, 1e-6, 1e-5);
+  CHECK_MSG(memcmp(din, din2, (size_t)len * sizeof(float)) == 0, "%s: din changed by a call without din", name);
+  xfree(ws);
   xfree(din);
   xfree(dk);
   xfree(din2);

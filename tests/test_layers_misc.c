@@ -42,6 +42,9 @@ static double bn_loss(void *ctx) {
   return l;
 }
 
+/* Exactly the scratch the BatchNorm functions ask for (an overrun shows under ASan). */
+static float *bn_scratch(int c) { return xmalloc(batchnorm_workspace_floats(c) * sizeof(float), "batchnorm scratch"); }
+
 static void test_batchnorm_train(long m, int c, float offset, uint64_t seed) {
   char name[100], what[200];
   snprintf(name, sizeof name, "batchnorm M=%ld C=%d offset %g", m, c, offset);
@@ -70,8 +73,10 @@ static void test_batchnorm_train(long m, int c, float offset, uint64_t seed) {
     mv_want[ch] = 0.99 * mv[ch] + 0.01 * var[ch];
     invstd_want[ch] = 1 / sqrt(var[ch] + 1e-3);
   }
+  float *ws = bn_scratch(c);
+  const size_t wsn = batchnorm_workspace_floats(c);
   batchnorm_forward_train(out, save_mean, save_invstd, mm, mv, t.x.f, t.gamma.f, t.beta.f, m, c, 0.99f, 1e-3f,
-                          NO_REDUCER);
+                          NO_REDUCER, ws, wsn);
   snprintf(what, sizeof what, "%s forward", name);
   check_arrays_close(what, out, ref, m * c, 2e-5, 2e-5);
   snprintf(what, sizeof what, "%s saved mean", name);
@@ -87,7 +92,7 @@ static void test_batchnorm_train(long m, int c, float offset, uint64_t seed) {
   float *inplace = floats_zero(m * c);
   memcpy(inplace, t.x.f, (size_t)m * c * sizeof(float));
   batchnorm_forward_train(inplace, save_mean, save_invstd, NULL, NULL, inplace, t.gamma.f, t.beta.f, m, c, 0.99f,
-                          1e-3f, NO_REDUCER);
+                          1e-3f, NO_REDUCER, ws, wsn);
   snprintf(what, sizeof what, "%s in-place forward", name);
   check_float_arrays_close(what, inplace, out, m * c, 0, 0);
 
@@ -95,7 +100,7 @@ static void test_batchnorm_train(long m, int c, float offset, uint64_t seed) {
   pair_random(r, &rng, -1, 1);
   t.r = r.d;
   float *din = floats_zero(m * c), *dg = floats_zero(c), *dbeta = floats_zero(c);
-  batchnorm_backward(din, dg, dbeta, r.f, t.x.f, save_mean, save_invstd, t.gamma.f, m, c, NO_REDUCER);
+  batchnorm_backward(din, dg, dbeta, r.f, t.x.f, save_mean, save_invstd, t.gamma.f, m, c, NO_REDUCER, ws, wsn);
   snprintf(what, sizeof what, "%s d/din", name);
   check_gradient(what, t.x.d, m * c, din, bn_loss, &t, 2e-4);
   snprintf(what, sizeof what, "%s d/dgamma", name);
@@ -105,12 +110,13 @@ static void test_batchnorm_train(long m, int c, float offset, uint64_t seed) {
   float *din2 = floats_zero(m * c), *dg2 = floats_zero(c);
   for (long i = 0; i < m * c; i++) din2[i] = 2 * din[i];
   for (int i = 0; i < c; i++) dg2[i] = 2 * dg[i];
-  batchnorm_backward(din, dg, NULL, r.f, t.x.f, save_mean, save_invstd, t.gamma.f, m, c, NO_REDUCER);
+  batchnorm_backward(din, dg, NULL, r.f, t.x.f, save_mean, save_invstd, t.gamma.f, m, c, NO_REDUCER, ws, wsn);
   snprintf(what, sizeof what, "%s backward twice: din", name);
   check_float_arrays_close(what, din, din2, m * c, 1e-6, 1e-5);
   snprintf(what, sizeof what, "%s backward twice: dgamma", name);
   check_float_arrays_close(what, dg, dg2, c, 1e-6, 1e-5);
 
+  xfree(ws);
   xfree(din);
   xfree(dg);
   xfree(dbeta);
@@ -166,10 +172,13 @@ static void two_replica_sum(double *values, int count, void *ctx) {
 static void *replica_main(void *arg) {
   Replica *rep = arg;
   BatchNormReducer red = {two_replica_sum, rep};
+  float *ws = bn_scratch(rep->c);
+  const size_t wsn = batchnorm_workspace_floats(rep->c);
   batchnorm_forward_train(rep->out, rep->mean, rep->invstd, rep->mm, rep->mv, rep->x, rep->gamma, rep->beta, rep->m,
-                          rep->c, 0.99f, 1e-3f, red);
+                          rep->c, 0.99f, 1e-3f, red, ws, wsn);
   batchnorm_backward(rep->din, rep->dgamma, rep->dbeta, rep->dy, rep->x, rep->mean, rep->invstd, rep->gamma, rep->m,
-                     rep->c, red);
+                     rep->c, red, ws, wsn);
+  xfree(ws);
   return NULL;
 }
 
@@ -189,8 +198,11 @@ static void test_batchnorm_two_replicas(void) {
   /* One replica holding the whole batch. */
   float out[M * C], mean[C], invstd[C], mm[C] = {0}, mv[C] = {1, 1, 1, 1, 1}, din[M * C] = {0}, dg[C] = {0},
                                                                       db[C] = {0};
-  batchnorm_forward_train(out, mean, invstd, mm, mv, x, gamma, beta, M, C, 0.99f, 1e-3f, NO_REDUCER);
-  batchnorm_backward(din, dg, db, dy, x, mean, invstd, gamma, M, C, NO_REDUCER);
+  float *ws = bn_scratch(C);
+  batchnorm_forward_train(out, mean, invstd, mm, mv, x, gamma, beta, M, C, 0.99f, 1e-3f, NO_REDUCER, ws,
+                          batchnorm_workspace_floats(C));
+  batchnorm_backward(din, dg, db, dy, x, mean, invstd, gamma, M, C, NO_REDUCER, ws, batchnorm_workspace_floats(C));
+  xfree(ws);
 
   /* The same batch split 37 + 33 over two replicas. */
   ReplicaGroup group;
@@ -232,8 +244,9 @@ static void test_batchnorm_two_replicas(void) {
 static void test_batchnorm_infer(void) {
   /* 2 pixels x 2 channels, by hand: y = gamma (x - mm) / sqrt(mv + eps) + beta */
   const float x[4] = {1, 2, 3, 4}, gamma[2] = {2, 0.5f}, beta[2] = {0.25f, -1}, mm[2] = {1, 3}, mv[2] = {3.999f, 0.999f};
-  float y[4];
-  batchnorm_forward_infer(y, x, gamma, beta, mm, mv, 2, 2, 1e-3f);
+  float y[4], *ws = bn_scratch(2);
+  batchnorm_forward_infer(y, x, gamma, beta, mm, mv, 2, 2, 1e-3f, ws, batchnorm_workspace_floats(2));
+  xfree(ws);
   /* sqrt(4) = 2, sqrt(1) = 1 */
   const float want[4] = {0.25f, -1.5f, 2.25f, -0.5f};
   check_float_arrays_close("batchnorm inference", y, want, 4, 1e-6, 1e-6);

@@ -83,7 +83,7 @@ static void test_model_finite_differences(void) {
   float *grads = xmalloc(m.num_params * sizeof(float), "grads");
   memcpy(grads, m.grads, m.num_params * sizeof(float));
   /* probe the largest-gradient element of every trainable variable */
-  int checked = 0, bad = 0;
+  int checked = 0, bad = 0, zero_gradients = 0;
   for (int i = 0; i < m.num_vars; i++) {
     const ModelVar *v = &m.vars[i];
     if (!v->trainable) continue;
@@ -99,15 +99,30 @@ static void test_model_finite_differences(void) {
     *p = saved;
     double fd = (lp - lm) / (2.0 * eps), an = grads[v->offset + best];
     checked++;
-    /* absolute part: float32 loss resolution over 2*eps (biases feeding a
-     * BatchNorm have an exact zero gradient, seen as FD noise ~1e-3) */
-    if (!(fabs(fd - an) <= 3e-3 + 0.05 * fabs(an))) {
+    /* A bias that feeds a BatchNorm (the next layer in model order) has an
+     * exact-zero gradient: the BN removes any shift. Its analytic value is
+     * float rounding, its finite difference the loss's float noise over 2*eps
+     * (measured up to 3.4e-4), so both must be small. Every other probe is the
+     * variable's largest gradient (measured >= 0.05): it must be sizeable and
+     * agree within 5% (kinks of ReLU/max-pool), with a noise floor far below
+     * 5% of the smallest gradient allowed. */
+    int li = 0;
+    while (li + 1 < m.num_layers && strcmp(m.layers[li].name, v->layer) != 0) li++;
+    int feeds_bn = v->role == VAR_BIAS && li + 1 < m.num_layers &&
+                   strncmp(m.layers[li + 1].name, "batch_normalization", 19) == 0;
+    int ok = feeds_bn ? fabs(an) <= 2e-5 && fabs(fd) <= 2e-3
+                      : fabs(an) >= 1e-2 && fabs(fd - an) <= 2e-4 + 0.05 * fabs(an);
+    zero_gradients += feeds_bn;
+    if (!ok) {
       bad++;
-      fprintf(stderr, "  %s var %d [%zu]: analytic %.6g, finite difference %.6g\n", v->layer, v->index, best, an, fd);
+      fprintf(stderr, "  %s var %d [%zu]%s: analytic %.6g, finite difference %.6g\n", v->layer, v->index, best,
+              feeds_bn ? " (feeds a BatchNorm: should be 0)" : "", an, fd);
     }
   }
-  printf("model finite differences: %d variables checked, %d off\n", checked, bad);
-  CHECK(checked == 82); /* every trainable variable */
+  printf("model finite differences: %d variables checked (%d with an exact-zero gradient), %d off\n", checked,
+         zero_gradients, bad);
+  CHECK(checked == 82);        /* every trainable variable */
+  CHECK(zero_gradients == 15); /* the biases of the entry conv, 6 separable and 8 transposed convs */
   CHECK(bad == 0);
   xfree(grads);
   unet_destroy(&m);

@@ -12,8 +12,11 @@
  *    pad_before = pad_total / 2, the rest after.
  *  - Layers know nothing of MPI, files or the model: a synchronized BatchNorm
  *    gets its cross-replica reduction as a function.
- *  - Scratch memory is passed in by the caller (planned once per batch size);
- *    *_workspace_floats() say how much.
+ *  - Layers never allocate: scratch memory is passed in by the caller
+ *    (ws, ws_floats; 64-byte aligned from xmalloc or the model's planned
+ *    arena, 8 bytes at least), and *_workspace_floats() say how much. The
+ *    model plans one workspace for the largest need of any layer, since its
+ *    layers run one after another.
  */
 #ifndef UNET_LAYERS_H
 #define UNET_LAYERS_H
@@ -58,10 +61,12 @@ void conv_transpose3x3_backward(float *din, float *dkernel, float *dbias, const 
                                 const float *kernel, int n, int h, int w, int cin, int cout, float *ws, size_t ws_floats);
 
 /* ---- Depthwise 3x3, stride 1, same, depth multiplier 1, no bias ----------- */
-/* kernel (3,3,C,1) */
-void depthwise3x3_forward(float *out, const float *in, const float *kernel, int n, int h, int w, int c);
+/* kernel (3,3,C,1); scratch for images of width w with c channels. */
+size_t depthwise3x3_workspace_floats(int w, int c);
+void depthwise3x3_forward(float *out, const float *in, const float *kernel, int n, int h, int w, int c, float *ws,
+                          size_t ws_floats);
 void depthwise3x3_backward(float *din, float *dkernel, const float *dout, const float *in, const float *kernel, int n,
-                           int h, int w, int c);
+                           int h, int w, int c, float *ws, size_t ws_floats);
 
 /* ---- BatchNormalization over N,H,W per channel ---------------------------- */
 /* Sums `count` doubles element-wise over all replicas, in place. Called with
@@ -72,21 +77,24 @@ typedef struct {
   void *ctx;
 } BatchNormReducer;
 
+/* Scratch of every BatchNorm function for c channels. */
+size_t batchnorm_workspace_floats(int c);
 /* Training: statistics of the (possibly global) batch, biased variance.
  * in/out [M = N*H*W, C] (out may equal in). Saves mean[C] and invstd[C] =
  * 1/sqrt(var + eps) for backward, and updates the moving statistics:
  * moving = momentum * moving + (1 - momentum) * batch. */
 void batchnorm_forward_train(float *out, float *save_mean, float *save_invstd, float *moving_mean, float *moving_var,
                              const float *in, const float *gamma, const float *beta, long m, int c, float momentum,
-                             float eps, BatchNormReducer red);
+                             float eps, BatchNormReducer red, float *ws, size_t ws_floats);
 /* Inference with the moving statistics. out may equal in. */
 void batchnorm_forward_infer(float *out, const float *in, const float *gamma, const float *beta,
-                             const float *moving_mean, const float *moving_var, long m, int c, float eps);
+                             const float *moving_mean, const float *moving_var, long m, int c, float eps, float *ws,
+                             size_t ws_floats);
 /* din += ..., dgamma/dbeta += this replica's own sums (the gradient allreduce
  * adds the rest); the sums that din needs are reduced with red. */
 void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                         const float *save_mean, const float *save_invstd, const float *gamma, long m, int c,
-                        BatchNormReducer red);
+                        BatchNormReducer red, float *ws, size_t ws_floats);
 
 /* ---- ReLU ------------------------------------------------------------------*/
 void relu_forward(float *out, const float *in, long count); /* out may equal in */
@@ -109,6 +117,7 @@ void upsample2x_backward(float *din, const float *dout, int n, int h, int w, int
 void add_forward(float *out, const float *a, const float *b, long count); /* out may alias a or b */
 
 /* ---- Softmax + sparse categorical crossentropy from logits --------------- */
+#define SOFTMAX_MAX_CLASSES 256 /* one pixel's exponentials live on the stack */
 /* logits [M, C], labels [M] in 0..C-1. Returns the SUM of -log softmax over
  * the M pixels (in double). If dlogits is not NULL, writes (overwrites)
  * dlogits = (softmax - onehot) * grad_scale, where grad_scale is 1 / (pixels

@@ -45,6 +45,9 @@ void *xmalloc(size_t bytes, const char *what);
 void *xcalloc(size_t count, size_t size, const char *what);
 char *xstrdup(const char *s);
 void xfree(void *p); /* for xmalloc/xcalloc memory */
+/* Calls of xmalloc (and so xcalloc, xstrdup) so far, from every thread: lets
+ * a test check that a code path allocates nothing. */
+size_t unet_alloc_count(void);
 
 double unet_now(void); /* monotonic seconds */
 long unet_peak_rss_kb(void); /* peak resident set size of this process */

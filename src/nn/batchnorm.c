@@ -5,17 +5,32 @@
  * double, pixel by pixel: float partial sums over blocks of rows would make a
  * statistic depend on where the blocks cut the images, i.e. on an image's
  * place in the batch, and so on the rank count. Every
- * every cross-replica quantity is a plain sum reduced together with the pixel
+ * cross-replica quantity is a plain sum reduced together with the pixel
  * count, so a batch split over replicas gives the same result up to float
  * rounding. The variance takes a second pass around the global mean rather
  * than E[x^2] - E[x]^2, which cancels badly on 0..255 inputs.
+ *
+ * Scratch (batchnorm_workspace_floats): [sums: 2C+1 doubles | 3C floats of
+ * per-channel coefficients], passed in by the caller.
  */
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "unet/layers.h"
 #include "unet/util.h"
 
+
+size_t batchnorm_workspace_floats(int c) { return (size_t)2 * (2 * (size_t)c + 1) + (size_t)3 * c; }
+
+/* Splits the caller's scratch: sums [2c+1] doubles, then coef [3c] floats. */
+static void split_workspace(float *ws, size_t ws_floats, int c, double **sums, float **coef, const char *who) {
+  if (!ws || ws_floats < batchnorm_workspace_floats(c) || (uintptr_t)ws % sizeof(double))
+    unet_fatal("%s: workspace of %zu floats at %p cannot hold the %zu floats for %d channels (8-byte aligned)", who,
+               ws_floats, (void *)ws, batchnorm_workspace_floats(c), c);
+  *sums = (double *)ws;
+  *coef = ws + (size_t)2 * (2 * (size_t)c + 1);
+}
 
 static void reduce(BatchNormReducer red, double *values, int count) {
   if (red.sum) red.sum(values, count, red.ctx);
@@ -43,10 +58,11 @@ static void channel_sums(double *restrict sums, const float *restrict x, const f
 
 void batchnorm_forward_train(float *out, float *save_mean, float *save_invstd, float *moving_mean, float *moving_var,
                              const float *in, const float *gamma, const float *beta, long m, int c, float momentum,
-                             float eps, BatchNormReducer red) {
+                             float eps, BatchNormReducer red, float *ws, size_t ws_floats) {
   check_shape(m, c, "batchnorm_forward_train");
-  double *sums = xmalloc((size_t)(c + 1) * sizeof(double), "batchnorm sums");
-  float *scale = xmalloc((size_t)c * sizeof(float), "batchnorm scale");
+  double *sums;
+  float *scale;
+  split_workspace(ws, ws_floats, c, &sums, &scale, "batchnorm_forward_train");
 
   /* Pass 1: global mean. */
   memset(sums, 0, (size_t)(c + 1) * sizeof(double));
@@ -77,21 +93,21 @@ void batchnorm_forward_train(float *out, float *save_mean, float *save_invstd, f
     float *y = out + (size_t)r * c; /* may equal in: element-wise */
     for (int ch = 0; ch < c; ch++) y[ch] = (x[ch] - save_mean[ch]) * scale[ch] + beta[ch];
   }
-  xfree(scale);
-  xfree(sums);
 }
 
 void batchnorm_forward_infer(float *out, const float *in, const float *gamma, const float *beta,
-                             const float *moving_mean, const float *moving_var, long m, int c, float eps) {
+                             const float *moving_mean, const float *moving_var, long m, int c, float eps, float *ws,
+                             size_t ws_floats) {
   check_shape(m, c, "batchnorm_forward_infer");
-  float *scale = xmalloc((size_t)c * sizeof(float), "batchnorm scale");
+  double *unused;
+  float *scale;
+  split_workspace(ws, ws_floats, c, &unused, &scale, "batchnorm_forward_infer");
   for (int ch = 0; ch < c; ch++) scale[ch] = (float)(gamma[ch] / sqrt((double)moving_var[ch] + (double)eps));
   for (long r = 0; r < m; r++) {
     const float *x = in + (size_t)r * c;
     float *y = out + (size_t)r * c; /* may equal in: element-wise */
     for (int ch = 0; ch < c; ch++) y[ch] = (x[ch] - moving_mean[ch]) * scale[ch] + beta[ch];
   }
-  xfree(scale);
 }
 
 /* With xhat = (x - mean) * invstd and sums over the global batch of count
@@ -102,13 +118,14 @@ void batchnorm_forward_infer(float *out, const float *in, const float *gamma, co
  * others); dx needs the global sums, reduced here. */
 void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                         const float *save_mean, const float *save_invstd, const float *gamma, long m, int c,
-                        BatchNormReducer red) {
+                        BatchNormReducer red, float *ws, size_t ws_floats) {
   check_shape(m, c, "batchnorm_backward");
   /* sums = [sum dy (C) | sum dy*xhat (C) | count] */
-  double *sums = xcalloc((size_t)(2 * c + 1), sizeof(double), "batchnorm gradient sums");
-  float *coef_dy = xmalloc((size_t)c * sizeof(float), "batchnorm dx coefficients");
-  float *coef_dev = xmalloc((size_t)c * sizeof(float), "batchnorm dx coefficients");
-  float *offset = xmalloc((size_t)c * sizeof(float), "batchnorm dx coefficients");
+  double *sums;
+  float *coef_dy;
+  split_workspace(ws, ws_floats, c, &sums, &coef_dy, "batchnorm_backward");
+  memset(sums, 0, (size_t)(2 * c + 1) * sizeof(double));
+  float *coef_dev = coef_dy + c, *offset = coef_dev + c;
 
   /* sum(dy * xhat) = invstd * sum(dy * (x - mean)) */
   for (long r = 0; r < m; r++) {
@@ -124,7 +141,7 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
     if (dbeta) dbeta[ch] += (float)sums[ch];
     if (dgamma) dgamma[ch] += (float)sums[c + ch];
   }
-  if (!din) goto done;
+  if (!din) return;
   sums[2 * c] = (double)m;
   reduce(red, sums, 2 * c + 1);
   const double count = sums[2 * c];
@@ -145,9 +162,4 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
     float *restrict dx = din + (size_t)r * c;
     for (int ch = 0; ch < c; ch++) dx[ch] += coef_dy[ch] * dy[ch] + coef_dev[ch] * (x[ch] - save_mean[ch]) + offset[ch];
   }
-done:
-  xfree(offset);
-  xfree(coef_dev);
-  xfree(coef_dy);
-  xfree(sums);
 }

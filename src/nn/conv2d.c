@@ -191,23 +191,26 @@ static void apply_bias(float *restrict out, const float *restrict bias, long row
 }
 
 /* dbias[c] += column sums of dout [rows, c]: float partial sums over short
- * blocks of rows, gathered in double so a long batch does not lose bits. */
+ * blocks of rows, gathered in double so a long batch does not lose bits.
+ * Channels are independent, so they go in groups that fit on the stack. */
 static void add_column_sums(float *restrict dbias, const float *restrict dout, long rows, int c) {
-  enum { BLOCK = 64 };
-  double *total = xcalloc((size_t)c, sizeof(double), "conv bias gradient sums");
-  float *partial = xmalloc((size_t)c * sizeof(float), "conv bias gradient partial sums");
-  for (long r0 = 0; r0 < rows; r0 += BLOCK) {
-    long r1 = r0 + BLOCK < rows ? r0 + BLOCK : rows;
-    memcpy(partial, dout + (size_t)r0 * c, (size_t)c * sizeof(float));
-    for (long r = r0 + 1; r < r1; r++) {
-      const float *row = dout + (size_t)r * c;
-      for (int j = 0; j < c; j++) partial[j] += row[j];
+  enum { BLOCK = 64, GROUP = 256 };
+  double total[GROUP];
+  float partial[GROUP];
+  for (int j0 = 0; j0 < c; j0 += GROUP) {
+    const int g = c - j0 < GROUP ? c - j0 : GROUP;
+    memset(total, 0, (size_t)g * sizeof(double));
+    for (long r0 = 0; r0 < rows; r0 += BLOCK) {
+      long r1 = r0 + BLOCK < rows ? r0 + BLOCK : rows;
+      memcpy(partial, dout + (size_t)r0 * c + j0, (size_t)g * sizeof(float));
+      for (long r = r0 + 1; r < r1; r++) {
+        const float *row = dout + (size_t)r * c + j0;
+        for (int j = 0; j < g; j++) partial[j] += row[j];
+      }
+      for (int j = 0; j < g; j++) total[j] += partial[j];
     }
-    for (int j = 0; j < c; j++) total[j] += partial[j];
+    for (int j = 0; j < g; j++) dbias[j0 + j] += (float)total[j];
   }
-  for (int j = 0; j < c; j++) dbias[j] += (float)total[j];
-  xfree(partial);
-  xfree(total);
 }
 
 /* Kernel (k,k,cin,cout) rearranged for the STRIDE1 path, t = tap, t' = the

@@ -9,19 +9,16 @@
  * no border tests, and a loop the compiler vectorizes.
  * The input gradient is the same operation with the kernel flipped (stride 1,
  * symmetric padding: dout's tap (i,j) feeds din's tap (2-i,2-j)).
+ * Scratch (depthwise3x3_workspace_floats), passed in by the caller:
+ * [kernel-gradient totals 9C doubles | 9*W*C floats: the replicated kernel,
+ * then (backward) the per-row kernel-gradient sums].
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "unet/layers.h"
 #include "unet/util.h"
-
-/* The build targets baseline x86-64 (SSE2); on x86-64 Linux with GCC these
- * loops also get an AVX2 clone, picked at load time by the CPU. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define VECTOR_CLONES
-#endif
+#include "vector_clones.h"
 
 /* Output pixels x whose input x + j - 1 is inside 0..w-1: [x_lo, x_hi). */
 static void tap_range(int j, int w, int *x_lo, int *x_hi) {
@@ -34,15 +31,26 @@ VECTOR_CLONES static void multiply_add(float *restrict acc, const float *restric
   for (size_t e = 0; e < len; e++) acc[e] += a[e] * b[e];
 }
 
+size_t depthwise3x3_workspace_floats(int w, int c) { return (size_t)18 * c + (size_t)9 * w * c; }
+
+/* The parts of the caller's scratch: totals [9C] doubles, rows [9][W*C] floats. */
+static void split_workspace(float *ws, size_t ws_floats, int w, int c, double **totals, float **rows,
+                            const char *who) {
+  if (!ws || ws_floats < depthwise3x3_workspace_floats(w, c) || (uintptr_t)ws % sizeof(double))
+    unet_fatal("%s: workspace of %zu floats at %p cannot hold the %zu floats for width %d, %d channels (8-byte "
+               "aligned)",
+               who, ws_floats, (void *)ws, depthwise3x3_workspace_floats(w, c), w, c);
+  *totals = (double *)ws;
+  *rows = ws + (size_t)18 * c;
+}
+
 /* krep [9][W*C]: kernel (3,3,C) repeated along a row, optionally flipped. */
-static float *replicate_kernel(const float *kernel, int w, int c, int flip) {
+static void replicate_kernel(float *krep, const float *kernel, int w, int c, int flip) {
   const size_t row = (size_t)w * c;
-  float *krep = xmalloc(9 * row * sizeof(float), "depthwise replicated kernel");
   for (int t = 0; t < 9; t++) {
     const float *src = kernel + (size_t)(flip ? 8 - t : t) * c;
     for (int x = 0; x < w; x++) memcpy(krep + t * row + (size_t)x * c, src, (size_t)c * sizeof(float));
   }
-  return krep;
 }
 
 /* out (+)= depthwise 3x3 of in [N,H,W,C] with the replicated kernel. */
@@ -72,27 +80,32 @@ static void check_shape(int n, int h, int w, int c, const char *who) {
   if (n < 0 || h < 1 || w < 1 || c < 1) unet_fatal("%s: invalid shape %dx%dx%dx%d", who, n, h, w, c);
 }
 
-void depthwise3x3_forward(float *out, const float *in, const float *kernel, int n, int h, int w, int c) {
+void depthwise3x3_forward(float *out, const float *in, const float *kernel, int n, int h, int w, int c, float *ws,
+                          size_t ws_floats) {
   check_shape(n, h, w, c, "depthwise3x3_forward");
-  float *krep = replicate_kernel(kernel, w, c, 0);
+  double *unused;
+  float *krep;
+  split_workspace(ws, ws_floats, w, c, &unused, &krep, "depthwise3x3_forward");
+  replicate_kernel(krep, kernel, w, c, 0);
   depthwise_apply(out, in, krep, n, h, w, c, 0);
-  xfree(krep);
 }
 
 void depthwise3x3_backward(float *din, float *dkernel, const float *dout, const float *in, const float *kernel, int n,
-                           int h, int w, int c) {
+                           int h, int w, int c, float *ws, size_t ws_floats) {
   check_shape(n, h, w, c, "depthwise3x3_backward");
   const size_t row = (size_t)w * c;
+  double *total;
+  float *rows;
+  split_workspace(ws, ws_floats, w, c, &total, &rows, "depthwise3x3_backward");
   if (din) {
-    float *krep = replicate_kernel(kernel, w, c, 1);
-    depthwise_apply(din, dout, krep, n, h, w, c, 1);
-    xfree(krep);
+    replicate_kernel(rows, kernel, w, c, 1);
+    depthwise_apply(din, dout, rows, n, h, w, c, 1);
   }
   if (!dkernel) return;
   /* Per image, acc[t][x*C + ch] sums dout * (tap t's input) over the rows
    * (float, H terms); the pixels x and the images are then summed in double. */
-  float *acc = xmalloc(9 * row * sizeof(float), "depthwise kernel gradient rows");
-  double *total = xcalloc((size_t)9 * c, sizeof(double), "depthwise kernel gradient sums");
+  float *acc = rows; /* the replicated kernel is no longer needed */
+  memset(total, 0, (size_t)9 * c * sizeof(double));
   for (int img = 0; img < n; img++) {
     const float *image = in + (size_t)img * h * row, *gimage = dout + (size_t)img * h * row;
     memset(acc, 0, 9 * row * sizeof(float));
@@ -113,6 +126,4 @@ void depthwise3x3_backward(float *din, float *dkernel, const float *dout, const 
         for (int ch = 0; ch < c; ch++) total[(size_t)t * c + ch] += acc[(size_t)t * row + (size_t)x * c + ch];
   }
   for (size_t t = 0; t < (size_t)9 * c; t++) dkernel[t] += (float)total[t];
-  xfree(total);
-  xfree(acc);
 }

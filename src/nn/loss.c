@@ -7,7 +7,6 @@
 #include "unet/layers.h"
 #include "unet/util.h"
 
-enum { STACK_CLASSES = 64 }; /* classes whose exponentials stay on the stack */
 
 /* e[j] = exp(z[j] - max z) for one pixel; returns their sum (>= 1). */
 static double shifted_exp(double *e, const float *z, int c, float *zmax_out) {
@@ -19,13 +18,14 @@ static double shifted_exp(double *e, const float *z, int c, float *zmax_out) {
   return sum;
 }
 
-static double *exp_buffer(double *stack, int c) {
-  return c <= STACK_CLASSES ? stack : xmalloc((size_t)c * sizeof(double), "softmax exponentials");
+static void check_classes(int c, const char *who) {
+  if (c < 1 || c > SOFTMAX_MAX_CLASSES) unet_fatal("%s: %d classes, want 1..%d", who, c, SOFTMAX_MAX_CLASSES);
 }
 
 double softmax_xent_weighted(float *dlogits, float *probs, const float *logits, const uint8_t *labels, long m, int c,
                              float grad_scale, const LossSpec *spec) {
-  double stack[STACK_CLASSES], *e = exp_buffer(stack, c);
+  check_classes(c, "softmax_xent");
+  double e[SOFTMAX_MAX_CLASSES]; /* one pixel's exponentials */
   const float *w = spec ? spec->class_weights : NULL;
   const int ignore = spec ? spec->ignore_label : -1;
   double total = 0.0;
@@ -53,7 +53,6 @@ double softmax_xent_weighted(float *dlogits, float *probs, const float *logits, 
       }
     }
   }
-  if (e != stack) xfree(e);
   return total;
 }
 
@@ -74,11 +73,11 @@ double loss_weight_sum(const uint8_t *labels, long m, const LossSpec *spec) {
 }
 
 void softmax_forward(float *probs, const float *logits, long m, int c) {
-  double stack[STACK_CLASSES], *e = exp_buffer(stack, c);
+  check_classes(c, "softmax_forward");
+  double e[SOFTMAX_MAX_CLASSES];
   for (long r = 0; r < m; r++) {
     float zmax;
     double sum = shifted_exp(e, logits + (size_t)r * c, c, &zmax);
     for (int j = 0; j < c; j++) probs[(size_t)r * c + j] = (float)(e[j] / sum); /* may equal logits */
   }
-  if (e != stack) xfree(e);
 }

@@ -77,7 +77,8 @@ struct UNetImpl {
   float *grad_a, *grad_b;       /* ping-pong gradients inside a block */
   float *grad_io_a, *grad_io_b; /* ping-pong gradients at block boundaries */
   size_t scratch_floats, grad_floats, grad_io_floats;
-  float *workspace;    /* conv im2col / flipped kernels */
+  float *workspace;    /* every layer's scratch (im2col, Winograd tiles, flipped kernels, BN sums,
+                        * replicated depthwise kernels): the largest need of any one layer */
   size_t workspace_floats;
   double time[TIME_KINDS];
 };

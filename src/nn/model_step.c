@@ -44,6 +44,7 @@ static size_t layout(UNet *m, int n, float *base) {
   I->entry_save.invstd = take(&b, UNET_ENTRY_FILTERS);
   size_t scratch = 0, grad = 0, grad_io = n * H2 * W2 * UNET_ENTRY_FILTERS, ws = 0;
   ws = max_sz(ws, conv2d_workspace_floats((ConvDims){3, 2, 3, UNET_ENTRY_FILTERS}, n, H, W));
+  ws = max_sz(ws, batchnorm_workspace_floats(UNET_ENTRY_FILTERS));
   size_t s = H2, sw = W2;
   for (int i = 0; i < UNET_DOWN_BLOCKS; i++) {
     DownBlock *d = &I->down[i];
@@ -68,6 +69,9 @@ static size_t layout(UNet *m, int n, float *base) {
     ws = max_sz(ws, conv2d_workspace_floats((ConvDims){1, 1, d->cin, d->f}, n, s, sw));
     ws = max_sz(ws, conv2d_workspace_floats((ConvDims){1, 1, d->f, d->f}, n, s, sw));
     ws = max_sz(ws, conv2d_workspace_floats((ConvDims){1, 2, d->cin, d->f}, n, s, sw));
+    ws = max_sz(ws, depthwise3x3_workspace_floats((int)sw, d->cin));
+    ws = max_sz(ws, depthwise3x3_workspace_floats((int)sw, d->f));
+    ws = max_sz(ws, batchnorm_workspace_floats(d->f));
     s /= 2;
     sw /= 2;
   }
@@ -91,6 +95,7 @@ static size_t layout(UNet *m, int n, float *base) {
     ws = max_sz(ws, conv_transpose3x3_workspace_floats(u->cin, u->f, n, s, sw));
     ws = max_sz(ws, conv_transpose3x3_workspace_floats(u->f, u->f, n, s, sw));
     ws = max_sz(ws, conv2d_workspace_floats((ConvDims){1, 1, u->cin, u->f}, n, s, sw));
+    ws = max_sz(ws, batchnorm_workspace_floats(u->f));
     s *= 2;
     sw *= 2;
   }
@@ -142,12 +147,13 @@ void unet_time_reset(UNet *m) { memset(m->impl->time, 0, sizeof m->impl->time); 
 
 static void bn_forward(UNet *m, float *out, const float *in, BNVars v, BNSave save, long count, int c, int train,
                        BatchNormReducer red) {
+  UNetImpl *I = m->impl;
   if (train)
     batchnorm_forward_train(out, save.mean, save.invstd, S(m, v.mean), S(m, v.var), in, P(m, v.gamma), P(m, v.beta),
-                            count, c, m->bn_momentum, m->bn_epsilon, red);
+                            count, c, m->bn_momentum, m->bn_epsilon, red, I->workspace, I->workspace_floats);
   else
     batchnorm_forward_infer(out, in, P(m, v.gamma), P(m, v.beta), S(m, v.mean), S(m, v.var), count, c,
-                            m->bn_epsilon);
+                            m->bn_epsilon, I->workspace, I->workspace_floats);
 }
 
 /* x already copied into impl->x; leaves logits in impl->logits. */
@@ -173,14 +179,14 @@ static void forward(UNet *m, int n, int train, BatchNormReducer red) {
     count = (long)n * s * sw;
     TIMED(m, TIME_ELEMWISE, relu_forward(d->r0, prev, count * d->cin));
     TIMED(m, TIME_SEPARABLE, {
-      depthwise3x3_forward(d->d1, d->r0, P(m, d->sep1.depthwise), n, s, sw, d->cin);
+      depthwise3x3_forward(d->d1, d->r0, P(m, d->sep1.depthwise), n, s, sw, d->cin, ws, wsn);
       conv2d_forward(d->p1, d->d1, P(m, d->sep1.pointwise), P(m, d->sep1.bias), n, s, sw,
                      (ConvDims){1, 1, d->cin, d->f}, 0, ws, wsn);
     });
     TIMED(m, TIME_BN, bn_forward(m, d->a1, d->p1, d->bn1, d->save1, count, d->f, train, red));
     TIMED(m, TIME_ELEMWISE, relu_forward(d->a1, d->a1, count * d->f));
     TIMED(m, TIME_SEPARABLE, {
-      depthwise3x3_forward(d->d2, d->a1, P(m, d->sep2.depthwise), n, s, sw, d->f);
+      depthwise3x3_forward(d->d2, d->a1, P(m, d->sep2.depthwise), n, s, sw, d->f, ws, wsn);
       conv2d_forward(d->p2, d->d2, P(m, d->sep2.pointwise), P(m, d->sep2.bias), n, s, sw,
                      (ConvDims){1, 1, d->f, d->f}, 0, ws, wsn);
     });
@@ -219,7 +225,8 @@ static void zero(float *p, size_t count) { memset(p, 0, count * sizeof(float)); 
 
 static void bn_backward(UNet *m, float *din, const float *dout, const float *in, BNVars v, BNSave save, long count,
                         int c, BatchNormReducer red) {
-  batchnorm_backward(din, G(m, v.gamma), G(m, v.beta), dout, in, save.mean, save.invstd, P(m, v.gamma), count, c, red);
+  batchnorm_backward(din, G(m, v.gamma), G(m, v.beta), dout, in, save.mean, save.invstd, P(m, v.gamma), count, c, red,
+                     m->impl->workspace, m->impl->workspace_floats);
 }
 
 static void ready(UNet *m, GradReadyFn fn, void *ctx, int first_var) {
@@ -290,7 +297,8 @@ static void backward(UNet *m, int n, BatchNormReducer red, GradReadyFn on_ready,
                                              P(m, d->sep2.pointwise), n, s, sw, (ConvDims){1, 1, d->f, d->f}, ws, wsn));
     zero(gb, nmid);
     TIMED(m, TIME_SEPARABLE,
-          depthwise3x3_backward(gb, G(m, d->sep2.depthwise), ga, d->a1, P(m, d->sep2.depthwise), n, s, sw, d->f));
+          depthwise3x3_backward(gb, G(m, d->sep2.depthwise), ga, d->a1, P(m, d->sep2.depthwise), n, s, sw, d->f, ws,
+                                wsn));
     zero(ga, nmid);
     TIMED(m, TIME_ELEMWISE, relu_backward(ga, gb, d->a1, nmid));
     zero(gb, nmid);
@@ -301,7 +309,8 @@ static void backward(UNet *m, int n, BatchNormReducer red, GradReadyFn on_ready,
                           sw, (ConvDims){1, 1, d->cin, d->f}, ws, wsn));
     zero(gb, nin);
     TIMED(m, TIME_SEPARABLE,
-          depthwise3x3_backward(gb, G(m, d->sep1.depthwise), ga, d->r0, P(m, d->sep1.depthwise), n, s, sw, d->cin));
+          depthwise3x3_backward(gb, G(m, d->sep1.depthwise), ga, d->r0, P(m, d->sep1.depthwise), n, s, sw, d->cin, ws,
+                                wsn));
     TIMED(m, TIME_ELEMWISE, relu_backward(dprev, gb, d->r0, nin));
     ready(m, on_ready, ctx, d->sep1.depthwise);
     float *t = dout;

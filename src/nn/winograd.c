@@ -33,6 +33,7 @@
 #include <string.h>
 
 #include "unet/util.h"
+#include "vector_clones.h"
 
 /* V + M floats of a chunk: 512K floats (2 MiB). Measured on the U-Net's
  * transposed convs (batch 16, one thread, Zen L2 512 KiB, L3 32 MiB):
@@ -101,17 +102,8 @@ static Plan plan_workspace(int cin, int cout, int n, int h, int w, float *ws, si
   return p;
 }
 
-/* The transforms are short vector loops over channels; the build targets
- * baseline x86-64 (SSE2), so on x86-64 GCC also compiles an AVX2 copy of each
- * and picks one at load time. */
-#if defined(__x86_64__) && defined(__GNUC__) && defined(__has_attribute)
-#if __has_attribute(target_clones)
-#define VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-#endif
-#endif
-#ifndef VECTOR_CLONES
-#define VECTOR_CLONES
-#endif
+/* The transforms are short vector loops over channels: VECTOR_CLONES
+ * (vector_clones.h) gives each an AVX2 copy. */
 /* The tile transforms read and write 16 channel vectors at run-time offsets
  * that never overlap within one channel step c; GCC cannot prove it (too
  * many pairs to check at run time) and would not vectorize without this. */

@@ -6,6 +6,7 @@
 #include <glob.h>
 #include <libgen.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -72,7 +73,12 @@ void unet_fatal(const char *fmt, ...) {
   exit(1);
 }
 
+static atomic_size_t g_alloc_count = 0;
+
+size_t unet_alloc_count(void) { return atomic_load(&g_alloc_count); }
+
 void *xmalloc(size_t bytes, const char *what) {
+  atomic_fetch_add(&g_alloc_count, 1);
   void *p = NULL;
   if (bytes == 0) bytes = 1;
   size_t rounded = (bytes + 63) & ~(size_t)63;
