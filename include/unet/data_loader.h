@@ -31,8 +31,9 @@ int shardset_read(ShardSet *s, long index, uint8_t *image, uint8_t *mask, char *
                   size_t err_len);
 
 /* Read samples index[0..n) into x [n,H,W,3] (float 0..255, as the Keras example
- * feeds the network) and labels [n,H,W]. Checks every label < num_classes
- * (or SHARD_IGNORE_ID in files with an ignore value).
+ * feeds the network; the model then reads x in place) and labels [n,H,W]; the
+ * shard reader has checked every label < num_classes (or SHARD_IGNORE_ID in
+ * files with an ignore value).
  * aug NULL (or all off): the stored samples; else each sample i is augmented
  * with the draws of (seed, epoch, index[i]). scratch: SHARDSET_SCRATCH_BYTES(H, W). */
 #define SHARDSET_SCRATCH_BYTES(H, W) ((size_t)(H) * (W) * 7) /* image, mask, augmented image */

@@ -88,7 +88,8 @@ size_t unet_activation_bytes(const UNet *m);
 typedef void (*GradReadyFn)(size_t offset, void *ctx);
 
 /* Training step, forward and backward for n images (n <= planned batch):
- *   x      [n, H, W, 3] float 0..255
+ *   x      [n, H, W, 3] float 0..255, read in place (not copied, not written):
+ *          keep it unchanged until the call returns
  *   labels [n, H, W] class ids
  * loss_scale = 1 / (pixels in the global batch), so that gradients summed
  * over replicas give the gradient of the global mean loss (with m->loss:

@@ -49,6 +49,11 @@ void xfree(void *p); /* for xmalloc/xcalloc memory */
  * a test check that a code path allocates nothing. */
 size_t unet_alloc_count(void);
 
+/* dst[i] = src[i]: 8-bit image values as the float 0..255 the network takes
+ * (the Keras example feeds the uint8 resize as float). The one conversion,
+ * for the loader, the trainer's PNGs and unet-predict. */
+void unet_bytes_to_floats(float *dst, const uint8_t *src, size_t count);
+
 double unet_now(void); /* monotonic seconds */
 long unet_peak_rss_kb(void); /* peak resident set size of this process */
 

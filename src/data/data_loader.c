@@ -148,22 +148,15 @@ int shardset_read_batch(ShardSet *s, const long *index, int n, const AugmentConf
   uint8_t *image = scratch, *raw_mask = scratch + 3 * pixels;
   for (int i = 0; i < n; i++) {
     uint8_t *mask = labels + i * pixels;
+    /* the shard reader has checked every class id (< num_classes, or the ignore id) */
     if (shardset_read(s, index[i], image, augmenting ? raw_mask : mask, NULL, 0, err, err_len) != 0) return -1;
-    for (size_t j = 0; j < pixels; j++)
-      if ((augmenting ? raw_mask : mask)[j] >= s->num_classes &&
-          !(s->has_ignore && (augmenting ? raw_mask : mask)[j] == SHARD_IGNORE_ID)) {
-        snprintf(err, err_len, "sample %ld has class id %d but the data has %d classes", index[i],
-                 (augmenting ? raw_mask : mask)[j], s->num_classes);
-        return -1;
-      }
-    float *xi = x + i * pixels * 3;
+    const uint8_t *pixels_u8 = image;
     if (augmenting) {
       uint8_t *out = scratch + 4 * pixels;
       augment_sample(aug, seed, epoch, index[i], image, raw_mask, s->height, s->width, out, mask);
-      for (size_t j = 0; j < pixels * 3; j++) xi[j] = (float)out[j];
-    } else {
-      for (size_t j = 0; j < pixels * 3; j++) xi[j] = (float)image[j];
+      pixels_u8 = out;
     }
+    unet_bytes_to_floats(x + i * pixels * 3, pixels_u8, pixels * 3);
   }
   return 0;
 }

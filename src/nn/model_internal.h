@@ -68,7 +68,7 @@ struct UNetImpl {
   int planned_batch;
   size_t planned_bytes;
   float *arena;        /* every activation below points into it */
-  float *x;            /* [N,H,W,3] input copy */
+  const float *x;      /* [N,H,W,3] the caller's input, used in place during a step (not in the arena) */
   float *entry_conv_out; /* [N,H/2,W/2,32] BN input */
   float *entry_out;    /* [N,H/2,W/2,32] relu(BN(.)) = first prev */
   BNSave entry_save;

@@ -37,7 +37,6 @@ static size_t layout(UNet *m, int n, float *base) {
   UNetImpl *I = m->impl;
   Bump b = {base, 0, 0};
   size_t H = m->height, W = m->width, C = m->num_classes, H2 = H / 2, W2 = W / 2;
-  I->x = take(&b, n * H * W * 3);
   I->entry_conv_out = take(&b, n * H2 * W2 * UNET_ENTRY_FILTERS);
   I->entry_out = take(&b, n * H2 * W2 * UNET_ENTRY_FILTERS);
   I->entry_save.mean = take(&b, UNET_ENTRY_FILTERS);
@@ -156,7 +155,7 @@ static void bn_forward(UNet *m, float *out, const float *in, BNVars v, BNSave sa
                             m->bn_epsilon, I->workspace, I->workspace_floats);
 }
 
-/* x already copied into impl->x; leaves logits in impl->logits. */
+/* Reads the input at impl->x; leaves logits in impl->logits. */
 static void forward(UNet *m, int n, int train, BatchNormReducer red) {
   UNetImpl *I = m->impl;
   int H = m->height, W = m->width, H2 = H / 2, W2 = W / 2;
@@ -332,9 +331,11 @@ static void backward(UNet *m, int n, BatchNormReducer red, GradReadyFn on_ready,
   ready(m, on_ready, ctx, I->entry_conv.kernel);
 }
 
+/* The input is used where the caller keeps it: no copy (the caller's one
+ * copy is its byte-to-float conversion). */
 static void load_input(UNet *m, const float *x, int n) {
   if (n > m->impl->planned_batch) unet_plan(m, n);
-  memcpy(m->impl->x, x, (size_t)n * m->height * m->width * 3 * sizeof(float));
+  m->impl->x = x;
 }
 
 double unet_train_step(UNet *m, const float *x, const uint8_t *labels, int n, float loss_scale,

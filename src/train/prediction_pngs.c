@@ -26,8 +26,8 @@ void write_prediction_pngs(Run *r) {
     if (shardset_read(&r->val, i, images + (size_t)i * H * W * 3, r->labels + (size_t)i * H * W, sample[i],
                       sizeof sample[i], err, sizeof err) != 0)
       unet_fatal("validation data: %s", err);
-    for (size_t j = 0; j < (size_t)H * W * 3; j++) r->x[(size_t)i * H * W * 3 + j] = images[(size_t)i * H * W * 3 + j];
   }
+  unet_bytes_to_floats(r->x, images, (size_t)k * H * W * 3);
   unet_predict(m, r->x, k, r->probs);
   for (int i = 0; i < k; i++) {
     argmax_classes(pred, r->probs + (size_t)i * H * W * C, (long)H * W, C);

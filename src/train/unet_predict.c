@@ -301,7 +301,7 @@ int main(int argc, char **argv) {
       /* exactly what unet-preprocess stores, so the network sees what it trained on */
       resize_bilinear_u8(photos[i].pixels, photos[i].height, photos[i].width, 3, rgb + (size_t)i * pix * 3, h, w);
     }
-    for (size_t j = 0; j < (size_t)n * pix * 3; j++) x[j] = rgb[j];
+    unet_bytes_to_floats(x, rgb, (size_t)n * pix * 3);
     if (n) unet_predict(&m, x, n, probs);
     for (int i = 0; i < n; i++) {
       write_outputs(&oc, &wr, o.inputs.paths[first + i], probs + (size_t)i * pix * classes, rgb + (size_t)i * pix * 3,

@@ -103,6 +103,10 @@ char *xstrdup(const char *s) {
 
 void xfree(void *p) { free(p); }
 
+void unet_bytes_to_floats(float *dst, const uint8_t *src, size_t count) {
+  for (size_t i = 0; i < count; i++) dst[i] = (float)src[i];
+}
+
 double unet_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
