@@ -269,7 +269,7 @@ static Entry *list_dir(const char *dir, const char *what, long *count) {
   while ((de = readdir(d)) != NULL) {
     const char *name = de->d_name;
     if (name[0] == '.') continue; /* ., .., hidden files and macOS "._x" forks */
-    char path[8300];
+    char path[UNET_PATH_MAX];
     if (unet_path_join(path, sizeof path, dir, name) != 0) {
       unet_warn("ignoring %s/%s: path too long", dir, name);
       continue;
@@ -372,7 +372,7 @@ typedef struct {
   size_t sample_bytes; /* H*W*3 image then H*W mask */
   uint8_t *mem;        /* in-memory store, or NULL */
   int fd;              /* spill file (already unlinked), or -1 */
-  char spill_path[8300];
+  char spill_path[UNET_PATH_MAX];
 } SampleStore;
 
 static void store_open(SampleStore *s, const Options *o, long npairs) {
@@ -566,7 +566,7 @@ static void *decode_worker(void *arg) {
 }
 
 /* ---- signals: remove temporaries on Ctrl-C / kill ------------------------ */
-static char (*g_tmp_paths)[8400];
+static char (*g_tmp_paths)[UNET_TMP_PATH_MAX];
 static volatile sig_atomic_t g_ntmp = 0;
 
 static void on_signal(int sig) {
@@ -578,7 +578,7 @@ static void on_signal(int sig) {
 
 /* ---- phase 3: shuffle, split, write -------------------------------------- */
 typedef struct {
-  char path[8300];
+  char path[UNET_PATH_MAX];
   const char *kind;
   long first, count; /* range in the shuffled order */
   ShardWriter *w;
@@ -594,7 +594,7 @@ static void abort_all(OutFile *files, long nfiles) {
 }
 
 static void write_manifest(const Options *o, const OutFile *files, long nfiles, long total) {
-  char path[8300], tmp[8400], map[1024];
+  char path[UNET_PATH_MAX], tmp[UNET_TMP_PATH_MAX], map[1024];
   unet_path_join(path, sizeof path, o->out_dir, "manifest.txt");
   unet_tmp_path(tmp, sizeof tmp, path);
   FILE *f = fopen(tmp, "w");
@@ -648,7 +648,7 @@ static void remove_stale(const Options *o, long nval) {
       stale = total != o->shards;
     if (!strcmp(de->d_name, "val.h5")) stale = nval == 0;
     if (stale) {
-      char path[8300];
+      char path[UNET_PATH_MAX];
       unet_path_join(path, sizeof path, o->out_dir, de->d_name);
       if (unlink(path) == 0) unet_info("removed %s from an earlier run", path);
     }
@@ -672,9 +672,8 @@ static void remove_dead_temporaries(const char *out_dir) {
     long pid = strtol(tmp + 5, &end, 10);
     if (!ours || *end || pid <= 0 || pid == (long)getpid()) continue;
     if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* that process still runs */
-    char path[8300];
-    unet_path_join(path, sizeof path, out_dir, de->d_name);
-    if (unlink(path) == 0) removed++;
+    char path[UNET_PATH_MAX];
+    if (unet_path_join(path, sizeof path, out_dir, de->d_name) == 0 && unlink(path) == 0) removed++;
   }
   closedir(d);
   if (removed) unet_info("removed %ld temporary file(s) left by an earlier, killed run in %s", removed, out_dir);
@@ -689,7 +688,7 @@ int main(int argc, char **argv) {
   /* the output folder is created only once the inputs are known good; check
    * now that it can be, so a typo fails before minutes of decoding */
   {
-    char where[4096];
+    char where[UNET_PATH_MAX];
     if (unet_check_output_dir(o.out_dir, where, sizeof where) != 0)
       unet_fatal("cannot write the output directory %s (%s: %s)", o.out_dir, where, strerror(errno));
   }

@@ -28,7 +28,7 @@
 #define PI_F 3.14159265f
 
 typedef struct {
-  char out_dir[4096];
+  char out_dir[UNET_PATH_MAX];
   long count;
   int fixed_h, fixed_w; /* 0 = random size per image */
   int min_side, max_side;
@@ -321,7 +321,7 @@ static void *synth_worker(void *arg) {
       w = o->min_side + (int)rng_below(&r, (uint32_t)(o->max_side - o->min_side + 1));
     }
     render(o, i, h, w, &r, rgb, tri, obj, tmp);
-    char name[64], path[8300], err[1024];
+    char name[64], path[UNET_PATH_MAX], err[1024];
     snprintf(name, sizeof name, "images/synth_%05ld.jpg", i + 1);
     unet_path_join(path, sizeof path, o->out_dir, name);
     int st = image_write_jpeg(path, rgb, w, h, o->quality, err, sizeof err);
@@ -350,8 +350,8 @@ static void *synth_worker(void *arg) {
  * pairs, which unet-preprocess would then pick up: remove synth_NNNNN files
  * (our own names, exactly) numbered beyond the count. */
 static long remove_stale_pairs(const SynthOptions *o, const char *sub, const char *ext) {
-  char dir[8300];
-  unet_path_join(dir, sizeof dir, o->out_dir, sub);
+  char dir[UNET_PATH_MAX];
+  if (unet_path_join(dir, sizeof dir, o->out_dir, sub) != 0) return 0;
   DIR *d = opendir(dir);
   if (!d) return 0;
   long removed = 0;
@@ -362,9 +362,8 @@ static long remove_stale_pairs(const SynthOptions *o, const char *sub, const cha
     int digits = 1;
     for (int i = 6; i < 11; i++) digits &= n[i] >= '0' && n[i] <= '9';
     if (!digits || strtol(n + 6, NULL, 10) <= o->count) continue;
-    char path[8600];
-    snprintf(path, sizeof path, "%s/%s", dir, n);
-    if (unlink(path) == 0) removed++;
+    char path[UNET_PATH_MAX];
+    if (unet_path_join(path, sizeof path, dir, n) == 0 && unlink(path) == 0) removed++;
   }
   closedir(d);
   return removed;
@@ -429,7 +428,7 @@ int main(int argc, char **argv) {
     }
   }
   if (!o.out_dir[0]) unet_usage_error("--out DIR is required");
-  char dir[8300];
+  char dir[UNET_PATH_MAX];
   unet_path_join(dir, sizeof dir, o.out_dir, "images");
   if (unet_mkdir_output(dir) != 0) unet_fatal("cannot create directory %s: %s", dir, strerror(errno));
   unet_path_join(dir, sizeof dir, o.out_dir, "annotations/trimaps");

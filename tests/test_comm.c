@@ -13,8 +13,9 @@
 
 static int test_sums(void) {
   int rank = comm_rank(), size = comm_size();
-  /* grads[i] = rank + i/1000: small integers and halves are exact in float,
-   * so the sum over ranks is exact whatever the reduction order */
+  /* grads[i] = (rank + 1) * (i mod 1000) / 2: halves of integers below 2^24
+   * are exact in float, so the sum over P ranks, P(P+1)/2 * (i mod 1000) / 2,
+   * is exact whatever the reduction order */
   enum { N = 300000 };
   float *grads = xmalloc(N * sizeof(float), "grads");
   for (int i = 0; i < N; i++) grads[i] = (float)(rank + 1) * (float)(i % 1000) * 0.5f;

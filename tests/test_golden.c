@@ -215,7 +215,6 @@ int main(void) {
   hash_init(&m);
   Adam opt;
   adam_init(&opt, m.num_params, 1e-3);
-  float *ref_losses = NULL;
   double step_loss[2];
   for (int s = 0; s < 2; s++) {
     memset(m.grads, 0, m.num_params * sizeof(float));
@@ -229,7 +228,6 @@ int main(void) {
   CHECK_CLOSE(step_loss[0], losses[0], 0, 1e-5);
   CHECK_CLOSE(step_loss[1], losses[1], 0, 1e-5);
   compare_records(&m, "adam/weights", m.params, 0, CMP_ADAM);
-  xfree(ref_losses);
   adam_free(&opt);
   xfree(x);
   xfree(probs);

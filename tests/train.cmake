@@ -26,3 +26,5 @@ add_dependencies(test_evaluate unet-evaluate)
 add_test(NAME test_isbi COMMAND bash ${CMAKE_SOURCE_DIR}/tests/test_isbi.sh ${CMAKE_BINARY_DIR} ${CMAKE_SOURCE_DIR})
 set_tests_properties(test_isbi PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS "train;mpi;slow"
   ENVIRONMENT "UNET_SHARED_DIR=${UNET_SHARED_DIR};OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1;ASAN_OPTIONS=detect_leaks=0")
+# Segmentation metrics (src/train/metrics.c) against hand-computed confusion matrices.
+unet_add_test(NAME test_metrics SOURCES tests/test_metrics.c LIBS unet_trainer TIMEOUT 60)

@@ -61,7 +61,6 @@ typedef struct {
   float *state;      /* [num_state] */
   float bn_momentum, bn_epsilon;
   LossSpec loss; /* class weights / ignored label of the training loss (default: plain, as Keras) */
-  int threads_hint;
   UNetImpl *impl;
 } UNet;
 
@@ -75,8 +74,10 @@ void unet_init_keras(UNet *m, uint64_t seed);
 
 const ModelVar *unet_find_var(const UNet *m, const char *layer, int index);
 float *unet_var_data(UNet *m, const ModelVar *v);       /* view into params or state */
-float *unet_var_grad(UNet *m, const ModelVar *v);       /* view into grads (trainable only) */
 size_t unet_param_count_total(const UNet *m);           /* trainable + non-trainable */
+
+/* OpenBLAS threads for this process's GEMMs (the only threaded part). */
+void unet_set_threads(int threads);
 
 /* Plan activation memory for batches of up to max_batch images. */
 void unet_plan(UNet *m, int max_batch);

@@ -7,6 +7,13 @@
 #define UNET_PREDICT_INPUTS_H
 #include <stddef.h>
 
+#include "unet/util.h"
+
+/* A stem (a file name without its extension) fits in INPUT_STEM_MAX; an
+ * output path OUT/<stem>_overlay.png in INPUT_OUTPUT_PATH_MAX. */
+#define INPUT_STEM_MAX 512
+#define INPUT_OUTPUT_PATH_MAX (UNET_PATH_MAX + INPUT_STEM_MAX + 64)
+
 typedef struct {
   char **paths;
   int count, cap;

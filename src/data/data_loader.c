@@ -31,7 +31,7 @@ static int list_train_files(const char *dir, char ***out, int *count, char *err,
       names = bigger;
       cap *= 2;
     }
-    char path[4096];
+    char path[UNET_PATH_MAX];
     if (unet_path_join(path, sizeof path, dir, e->d_name) != 0) continue;
     names[n++] = xstrdup(path);
   }
@@ -84,7 +84,7 @@ int shardset_open(ShardSet *s, const char *dir, const char *kind, char *err, siz
       return -1;
     }
   } else {
-    char path[4096];
+    char path[UNET_PATH_MAX];
     struct stat st;
     if (unet_path_join(path, sizeof path, dir, "val.h5") != 0) {
       snprintf(err, err_len, "%s: path too long", dir);

@@ -166,8 +166,8 @@ struct GradSync {
   size_t count;
   int overlap;
   size_t min_bucket;
-  size_t posted_from;   /* grads[posted_from..count) already posted */
-  size_t pending_from;  /* final but not posted yet (too small a bucket) */
+  size_t posted_from;   /* grads[posted_from..count) already posted; newly final ranges
+                         * wait there until they make a bucket of min_bucket */
   MPI_Request req[MAX_BUCKETS];
   int nreq, buckets;
   double last_wait;
@@ -185,7 +185,7 @@ GradSync *gradsync_create(float *grads, size_t count, int overlap, size_t min_bu
 void gradsync_free(GradSync *g) { xfree(g); }
 
 void gradsync_begin(GradSync *g) {
-  g->posted_from = g->pending_from = g->count;
+  g->posted_from = g->count;
   g->nreq = 0;
   g->buckets = 0;
 }
@@ -206,7 +206,6 @@ static void post(GradSync *g, size_t from) {
 void gradsync_ready(size_t offset, void *ctx) {
   GradSync *g = ctx;
   if (g_size == 1 || !g->overlap) return;
-  g->pending_from = offset;
   if (g->posted_from - offset >= g->min_bucket) post(g, offset);
   /* let Open MPI progress the collectives already in flight */
   if (g->nreq > 0) {

@@ -420,7 +420,7 @@ int onnx_export_file(const UNet *m, const OnnxExportOptions *o, const char *path
   unsigned char *buf;
   size_t len;
   if (onnx_export_bytes(m, o, &buf, &len, err, err_len) != 0) return -1;
-  char tmp[4200];
+  char tmp[UNET_TMP_PATH_MAX];
   unet_tmp_path(tmp, sizeof tmp, path);
   FILE *f = fopen(tmp, "wb");
   if (!f) {

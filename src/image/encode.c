@@ -87,7 +87,7 @@ int image_write_png(const char *path, const uint8_t *pixels, int width, int heig
              height, channels);
     return -1;
   }
-  char tmp[4096];
+  char tmp[UNET_TMP_PATH_MAX];
   FILE *f = open_tmp(path, tmp, sizeof tmp, err, err_len);
   if (!f) return -1;
   int ok = png_encode_to_file(f, pixels, width, height, channels, err, err_len) == 0;
@@ -165,7 +165,7 @@ int image_write_jpeg(const char *path, const uint8_t *rgb, int width, int height
     snprintf(err, err_len, "JPEG quality %d is outside 1..100", quality);
     return -1;
   }
-  char tmp[4096];
+  char tmp[UNET_TMP_PATH_MAX];
   FILE *f = open_tmp(path, tmp, sizeof tmp, err, err_len);
   if (!f) return -1;
   int ok = jpeg_encode_to_file(f, rgb, width, height, quality, err, err_len) == 0;

@@ -219,6 +219,4 @@ const ModelVar *unet_find_var(const UNet *m, const char *layer, int index) {
 
 float *unet_var_data(UNet *m, const ModelVar *v) { return (v->trainable ? m->params : m->state) + v->offset; }
 
-float *unet_var_grad(UNet *m, const ModelVar *v) { return v->trainable ? m->grads + v->offset : NULL; }
-
 size_t unet_param_count_total(const UNet *m) { return m->num_params + m->num_state; }

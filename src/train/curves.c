@@ -1,6 +1,5 @@
 /* curves.c - metrics.csv -> curves.svg (curves.h). */
 #include <errno.h>
-#include <glob.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -299,7 +298,7 @@ int curves_write_svg(const char *metrics_csv, const char *svg_path, char *err, s
   if (read_metrics(metrics_csv, &mt, err, err_len) != 0) return -1;
   char *svg = render(&mt);
   metrics_free(&mt);
-  char tmp[4200];
+  char tmp[UNET_TMP_PATH_MAX];
   unet_tmp_path(tmp, sizeof tmp, svg_path);
   FILE *f = fopen(tmp, "w");
   if (!f) {
@@ -321,17 +320,12 @@ int curves_write_svg(const char *metrics_csv, const char *svg_path, char *err, s
 }
 
 void curves_update_run(const char *run_dir) {
-  char csv[4200], svg[4200], pattern[4300], err[1024];
+  char csv[UNET_PATH_MAX], svg[UNET_PATH_MAX], err[1024];
   if (unet_path_join(csv, sizeof csv, run_dir, "metrics.csv") != 0 ||
       unet_path_join(svg, sizeof svg, run_dir, "curves.svg") != 0) {
     unet_warn("%s: path too long for curves.svg", run_dir);
     return;
   }
-  snprintf(pattern, sizeof pattern, "%s.tmp.*", svg); /* left by a killed run */
-  glob_t g;
-  if (glob(pattern, 0, NULL, &g) == 0) {
-    for (size_t k = 0; k < g.gl_pathc; k++) remove(g.gl_pathv[k]);
-    globfree(&g);
-  }
+  unet_remove_stale_tmp(run_dir, "curves.svg"); /* left by a killed run */
   if (curves_write_svg(csv, svg, err, sizeof err) != 0) unet_warn("learning curves not updated: %s", err);
 }

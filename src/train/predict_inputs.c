@@ -98,7 +98,7 @@ void input_stem(const char *path, char *out, size_t len) {
 }
 
 typedef struct {
-  char stem[512];
+  char stem[INPUT_STEM_MAX];
   int index;
 } StemEntry;
 

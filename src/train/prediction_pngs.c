@@ -21,7 +21,7 @@ void write_prediction_pngs(Run *r) {
   uint8_t *images = xmalloc((size_t)k * H * W * 3, "prediction images");
   uint8_t *pred = xmalloc((size_t)H * W, "prediction ids");
   uint8_t *panel = xmalloc((size_t)H * W * 9, "prediction panel");
-  char err[1024], name[4400], (*sample)[128] = xcalloc(k, sizeof *sample, "sample names");
+  char err[1024], name[UNET_PATH_MAX], (*sample)[SHARD_NAME_MAX] = xcalloc(k, sizeof *sample, "sample names");
   for (int i = 0; i < k; i++) {
     if (shardset_read(&r->val, i, images + (size_t)i * H * W * 3, r->labels + (size_t)i * H * W, sample[i],
                       sizeof sample[i], err, sizeof err) != 0)
@@ -32,8 +32,10 @@ void write_prediction_pngs(Run *r) {
   for (int i = 0; i < k; i++) {
     argmax_classes(pred, r->probs + (size_t)i * H * W * C, (long)H * W, C);
     render_prediction_panel(panel, images + (size_t)i * H * W * 3, r->labels + (size_t)i * H * W, pred, H, W);
-    snprintf(name, sizeof name, "%s/val_%02d_%s.png", r->dir_pred, i, sample[i]);
-    if (image_write_png(name, panel, 3 * W, H, 3, err, sizeof err) != 0) unet_warn("%s: %s", name, err);
+    if (snprintf(name, sizeof name, "%s/val_%02d_%s.png", r->dir_pred, i, sample[i]) >= (int)sizeof name)
+      unet_warn("%s/val_%02d_%s.png: path too long, not written", r->dir_pred, i, sample[i]);
+    else if (image_write_png(name, panel, 3 * W, H, 3, err, sizeof err) != 0)
+      unet_warn("%s: %s", name, err);
   }
   xfree(sample);
   xfree(images);

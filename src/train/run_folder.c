@@ -27,7 +27,7 @@ static int csv_has_rows(const char *path) {
 
 int run_folder_has_run(const char *dir, char *what, size_t what_len) {
   for (size_t i = 0; i < sizeof RESULT_FILES / sizeof RESULT_FILES[0]; i++) {
-    char path[4200];
+    char path[UNET_PATH_MAX];
     if (unet_path_join(path, sizeof path, dir, RESULT_FILES[i]) != 0) continue;
     if (access(path, F_OK) != 0) continue;
     if (!strcmp(RESULT_FILES[i], "metrics.csv") && !csv_has_rows(path)) continue;
@@ -44,14 +44,14 @@ static int remove_file(const char *path, char *err, size_t err_len) {
 }
 
 int run_folder_clear(const char *dir, char *err, size_t err_len) {
-  char path[4200];
+  char path[UNET_PATH_MAX];
   for (size_t i = 0; i < sizeof RESULT_FILES / sizeof RESULT_FILES[0]; i++) {
     unet_path_join(path, sizeof path, dir, RESULT_FILES[i]);
     if (remove_file(path, err, err_len) != 0) return -1;
   }
   unet_path_join(path, sizeof path, dir, "status");
   if (remove_file(path, err, err_len) != 0) return -1;
-  char pred[4200];
+  char pred[UNET_PATH_MAX];
   unet_path_join(pred, sizeof pred, dir, "predictions");
   DIR *d = opendir(pred);
   if (!d) return 0;
@@ -60,16 +60,15 @@ int run_folder_clear(const char *dir, char *err, size_t err_len) {
   while (rc == 0 && (de = readdir(d)) != NULL) {
     size_t n = strlen(de->d_name);
     if (strncmp(de->d_name, "val_", 4) || n < 8 || strcmp(de->d_name + n - 4, ".png")) continue;
-    char file[8400];
-    snprintf(file, sizeof file, "%s/%s", pred, de->d_name);
-    rc = remove_file(file, err, err_len);
+    char file[UNET_PATH_MAX];
+    if (unet_path_join(file, sizeof file, pred, de->d_name) == 0) rc = remove_file(file, err, err_len);
   }
   closedir(d);
   return rc;
 }
 
 void run_status_write(const char *dir, const char *state, int code, int64_t step, int64_t epoch) {
-  char path[4200], tmp[4300];
+  char path[UNET_PATH_MAX], tmp[UNET_TMP_PATH_MAX];
   unet_path_join(path, sizeof path, dir, "status");
   unet_tmp_path(tmp, sizeof tmp, path);
   FILE *f = fopen(tmp, "w");

@@ -30,8 +30,6 @@
 #include "unet/weights_keras.h"
 #include "validation.h"
 
-extern void openblas_set_num_threads(int num_threads);
-
 void train_config_defaults(TrainConfig *c) {
   memset(c, 0, sizeof *c);
   c->epochs = 50;
@@ -160,7 +158,7 @@ static void setup(Run *r, const TrainConfig *c) {
                ntasks, r->size);
 
   int threads = c->threads > 0 ? c->threads : default_threads_per_rank(comm_local_size());
-  openblas_set_num_threads(threads);
+  unet_set_threads(threads);
 
   if (shardset_open(&r->train, c->data_dir, "train", err, sizeof err) != 0) unet_fatal("%s", err);
   if (shardset_open(&r->val, c->data_dir, "val", err, sizeof err) != 0) unet_fatal("%s", err);
@@ -404,7 +402,7 @@ int train_run(const TrainConfig *c) {
       metrics_csv_append(r->path_csv, m->num_classes, &row);
       curves_update_run(c->out_dir);
       if (!c->quiet) {
-        char ious[512] = "";
+        char ious[UNET_MAX_CLASSES * 8] = "";
         size_t used = 0;
         for (int k = 0; k < m->num_classes && used < sizeof ious - 16; k++)
           used += snprintf(ious + used, sizeof ious - used, "%s%.3f", k ? " " : "", v.iou[k]);

@@ -32,8 +32,6 @@
 #include "unet/weights_info.h"
 #include "unet/weights_keras.h"
 
-extern void openblas_set_num_threads(int num_threads);
-
 /* --probs keeps all probabilities in rank 0's memory until the atomic write */
 #define PROBS_MEMORY_LIMIT ((size_t)4 << 30)
 
@@ -143,9 +141,9 @@ static void parse_args(int argc, char **argv, PredictOptions *o) {
 
 /* ---- all or nothing: every file this rank writes is remembered ------------ */
 typedef struct {
-  char (*paths)[4700];
+  char (*paths)[INPUT_OUTPUT_PATH_MAX];
   int count, cap;
-  char failure[6000]; /* the first write error of this rank */
+  char failure[INPUT_OUTPUT_PATH_MAX + 1024 + 8]; /* the first write error of this rank: "path: reason" */
 } Written;
 
 static void write_png(Written *wr, const char *file, const uint8_t *px, int w, int h, int channels) {
@@ -207,7 +205,7 @@ static void write_outputs(OutputCtx *c, Written *wr, const char *path, const flo
     class_colour(c->ids[j], col);
     for (int k = 0; k < 3; k++) c->overlay[j * 3 + k] = (uint8_t)((base[j * 3 + k] + col[k] + 1) / 2);
   }
-  char stem[512], file[4700];
+  char stem[INPUT_STEM_MAX], file[INPUT_OUTPUT_PATH_MAX];
   input_stem(path, stem, sizeof stem);
   snprintf(file, sizeof file, "%s/%s_mask.png", c->out, stem);
   write_png(wr, file, c->ids, ow, oh, 1);
@@ -242,7 +240,7 @@ int main(int argc, char **argv) {
   unet_set_usage_exit(comm_finalize, rank != 0);
   PredictOptions o;
   parse_args(argc, argv, &o);
-  openblas_set_num_threads(o.threads > 0 ? o.threads : default_threads_per_rank(comm_local_size()));
+  unet_set_threads(o.threads > 0 ? o.threads : default_threads_per_rank(comm_local_size()));
 
   char err[1024];
   WeightsInfo wi;

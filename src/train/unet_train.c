@@ -158,7 +158,7 @@ int main(int argc, char **argv) {
     bad = usage_fail("--evaluate scores given weights: add --init-weights FILE or --resume (with --out RUN)");
   /* an earlier run in OUT is never replaced silently (rank 0 looks, all ranks agree) */
   if (!bad && c.out_dir && !c.resume && !c.overwrite && !c.dump_gradients && !c.evaluate_only) {
-    char what[4200] = "";
+    char what[UNET_PATH_MAX] = "";
     int found = comm_rank() == 0 ? run_folder_has_run(c.out_dir, what, sizeof what) : 0;
     comm_bcast(&found, sizeof found, 0);
     if (found)

@@ -166,11 +166,11 @@ int unet_mkdir_p(const char *dir) {
 
 /* Folders made by unet_mkdir_output, in creation order (parents first). */
 #define MAX_CREATED_DIRS 32
-static char g_created[MAX_CREATED_DIRS][4096];
+static char g_created[MAX_CREATED_DIRS][UNET_PATH_MAX];
 static volatile int g_ncreated = 0;
 
 int unet_mkdir_output(const char *dir) {
-  char buf[4096];
+  char buf[UNET_PATH_MAX];
   if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) { errno = ENAMETOOLONG; return -1; }
   size_t len = strlen(buf);
   while (len > 1 && buf[len - 1] == '/') buf[--len] = 0;
@@ -202,7 +202,7 @@ void unet_remove_created_dirs(void) {
 }
 
 int unet_check_output_dir(const char *dir, char *where, size_t where_len) {
-  char buf[4096];
+  char buf[UNET_PATH_MAX];
   if (snprintf(buf, sizeof buf, "%s", dir) >= (int)sizeof buf) { errno = ENAMETOOLONG; return -1; }
   for (;;) {
     struct stat st;

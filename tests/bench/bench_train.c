@@ -14,7 +14,6 @@
 #include "unet/rng.h"
 #include "unet/util.h"
 
-extern void openblas_set_num_threads(int num_threads);
 
 int main(int argc, char **argv) {
   comm_init(&argc, &argv);
@@ -28,7 +27,7 @@ int main(int argc, char **argv) {
   }
   int rank = comm_rank(), ranks = comm_size();
   int local = batch / ranks + (rank < batch % ranks ? 1 : 0);
-  openblas_set_num_threads(threads);
+  unet_set_threads(threads);
   UNet m;
   char err[256];
   if (unet_create(&m, size, size, 3, err, sizeof err) != 0) unet_fatal("%s", err);
