@@ -64,6 +64,10 @@ long unet_peak_rss_kb(void); /* peak resident set size of this process */
  * still open). */
 void unet_tmp_path(char *out, size_t out_len, const char *path);
 int unet_commit_file(const char *tmp_path, const char *final_path); /* fsync+rename+dir fsync; 0 ok */
+/* The whole cycle for bytes in memory: path's temporary, written, committed;
+ * on failure it is removed and err says "<file>: cannot create: ..." or
+ * "<path>: write failed: ...". 0 ok, -1. */
+int unet_write_file_atomic(const char *path, const void *data, size_t len, char *err, size_t err_len);
 /* Removes dir/name.tmp.* : what a run killed during a write (kill -9, node
  * failure) leaves behind; the committed file is intact. */
 void unet_remove_stale_tmp(const char *dir, const char *name);

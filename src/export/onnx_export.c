@@ -420,22 +420,7 @@ int onnx_export_file(const UNet *m, const OnnxExportOptions *o, const char *path
   unsigned char *buf;
   size_t len;
   if (onnx_export_bytes(m, o, &buf, &len, err, err_len) != 0) return -1;
-  char tmp[UNET_TMP_PATH_MAX];
-  unet_tmp_path(tmp, sizeof tmp, path);
-  FILE *f = fopen(tmp, "wb");
-  if (!f) {
-    free(buf);
-    snprintf(err, err_len, "%.900s: cannot create: %s", tmp, strerror(errno));
-    return -1;
-  }
-  int ok = fwrite(buf, 1, len, f) == len;
+  int rc = unet_write_file_atomic(path, buf, len, err, err_len);
   free(buf);
-  if (fclose(f) != 0) ok = 0;
-  if (!ok || unet_commit_file(tmp, path) != 0) {
-    int e = errno;
-    remove(tmp);
-    snprintf(err, err_len, "%.900s: write failed: %s", path, strerror(e));
-    return -1;
-  }
-  return 0;
+  return rc;
 }

@@ -298,25 +298,9 @@ int curves_write_svg(const char *metrics_csv, const char *svg_path, char *err, s
   if (read_metrics(metrics_csv, &mt, err, err_len) != 0) return -1;
   char *svg = render(&mt);
   metrics_free(&mt);
-  char tmp[UNET_TMP_PATH_MAX];
-  unet_tmp_path(tmp, sizeof tmp, svg_path);
-  FILE *f = fopen(tmp, "w");
-  if (!f) {
-    snprintf(err, err_len, "%.900s: cannot create: %s", tmp, strerror(errno));
-    free(svg);
-    return -1;
-  }
-  size_t len = strlen(svg);
-  int ok = fwrite(svg, 1, len, f) == len;
+  int rc = unet_write_file_atomic(svg_path, svg, strlen(svg), err, err_len);
   free(svg);
-  if (fclose(f) != 0) ok = 0;
-  if (!ok || unet_commit_file(tmp, svg_path) != 0) {
-    int e = errno;
-    remove(tmp);
-    snprintf(err, err_len, "%.900s: write failed: %s", svg_path, strerror(e));
-    return -1;
-  }
-  return 0;
+  return rc;
 }
 
 void curves_update_run(const char *run_dir) {

@@ -137,6 +137,25 @@ int unet_commit_file(const char *tmp_path, const char *final_path) {
   return 0;
 }
 
+int unet_write_file_atomic(const char *path, const void *data, size_t len, char *err, size_t err_len) {
+  char tmp[UNET_TMP_PATH_MAX];
+  unet_tmp_path(tmp, sizeof tmp, path);
+  FILE *f = fopen(tmp, "wb");
+  if (!f) {
+    snprintf(err, err_len, "%.900s: cannot create: %s", tmp, strerror(errno));
+    return -1;
+  }
+  int ok = fwrite(data, 1, len, f) == len;
+  if (fclose(f) != 0) ok = 0;
+  if (!ok || unet_commit_file(tmp, path) != 0) {
+    int e = errno;
+    remove(tmp);
+    snprintf(err, err_len, "%.900s: write failed: %s", path, strerror(e));
+    return -1;
+  }
+  return 0;
+}
+
 void unet_remove_stale_tmp(const char *dir, const char *name) {
   char pattern[UNET_TMP_PATH_MAX];
   if (snprintf(pattern, sizeof pattern, "%s/%s.tmp.*", dir, name) >= (int)sizeof pattern) return;
