@@ -105,6 +105,11 @@ double unet_train_step(UNet *m, const float *x, const uint8_t *labels, int n, fl
  * statistics with m->bn_momentum from this batch's statistics. */
 void unet_update_batch_stats(UNet *m, const float *x, int n, BatchNormReducer bn_reduce);
 
+/* --bn-recalibrate: batch k (k = 1, 2, ...) of a series. Afterwards the BN
+ * moving statistics are the plain mean of the batch statistics of batches
+ * 1..k (this one enters with momentum 1 - 1/k); m->bn_momentum is unchanged. */
+void unet_average_batch_stats(UNet *m, const float *x, int n, int k, BatchNormReducer bn_reduce);
+
 /* Inference with the moving BN statistics: probs [n, H, W, C] softmax. The
  * logits stay readable through unet_last_logits until the next call. */
 void unet_predict(UNet *m, const float *x, int n, float *probs);

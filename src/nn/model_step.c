@@ -355,6 +355,13 @@ void unet_update_batch_stats(UNet *m, const float *x, int n, BatchNormReducer bn
   forward(m, n, 1, bn_reduce);
 }
 
+void unet_average_batch_stats(UNet *m, const float *x, int n, int k, BatchNormReducer bn_reduce) {
+  const float momentum = m->bn_momentum;
+  m->bn_momentum = 1.0f - 1.0f / (float)k;
+  unet_update_batch_stats(m, x, n, bn_reduce);
+  m->bn_momentum = momentum;
+}
+
 void unet_predict(UNet *m, const float *x, int n, float *probs) {
   BatchNormReducer none = {0};
   load_input(m, x, n);

@@ -11,17 +11,14 @@ float *recalibrate_batchnorm(Run *r, const uint32_t *order) {
   memcpy(saved, m->state, m->num_state * sizeof(float));
   long *index = xmalloc(r->local_batch * sizeof(long), "batch index");
   char err[1024];
-  float momentum = m->bn_momentum;
   for (int k = 1; k <= r->cfg->bn_recalibrate; k++) {
     batch_indices(r, order, (k - 1) % r->steps_per_epoch, index);
     /* not augmented: the statistics are those of the images validation sees */
     if (shardset_read_batch(&r->train, index, r->local_batch, NULL, 0, 0, r->x, r->labels, r->scratch, err,
                             sizeof err) != 0)
       unet_fatal("training data: %s", err);
-    m->bn_momentum = 1.0f - 1.0f / (float)k;
-    unet_update_batch_stats(m, r->x, r->local_batch, r->bn);
+    unet_average_batch_stats(m, r->x, r->local_batch, k, r->bn);
   }
-  m->bn_momentum = momentum;
   xfree(index);
   return saved;
 }

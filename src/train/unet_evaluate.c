@@ -82,7 +82,7 @@ static void parse_args(int argc, char **argv, EvalOptions *o) {
  * [k*B, (k+1)*B) mod N in shard order, rank r computing its contiguous part, so
  * the result depends on K and B only, not on the rank count. */
 static void recalibrate(UNet *m, const EvalOptions *o, const ShardSet *data) {
-  char dir[4096], err[2048];
+  char dir[UNET_PATH_MAX], err[2048];
   if (o->train_data) {
     snprintf(dir, sizeof dir, "%s", o->train_data);
   } else {
@@ -105,15 +105,12 @@ static void recalibrate(UNet *m, const EvalOptions *o, const ShardSet *data) {
   uint8_t *labels = xmalloc((size_t)local * pix, "recalibration labels");
   uint8_t *scratch = xmalloc(SHARDSET_SCRATCH_BYTES(m->height, m->width), "read buffer");
   long *index = xmalloc(sizeof(long) * (size_t)local, "batch index");
-  float momentum = m->bn_momentum;
   for (int k = 1; k <= o->bn_recalibrate; k++) {
     for (int i = 0; i < local; i++) index[i] = (long)(((int64_t)(k - 1) * B + offset + i) % train.total);
     if (shardset_read_batch(&train, index, local, NULL, 0, 0, x, labels, scratch, err, sizeof err) != 0)
       unet_fatal("training data: %s", err);
-    m->bn_momentum = 1.0f - 1.0f / (float)k;
-    unet_update_batch_stats(m, x, local, comm_batchnorm_reducer());
+    unet_average_batch_stats(m, x, local, k, comm_batchnorm_reducer());
   }
-  m->bn_momentum = momentum;
   if (rank == 0 && !o->quiet)
     unet_info("BatchNorm statistics recomputed over %d batch(es) of %d training samples of %s (not Keras)",
               o->bn_recalibrate, B, dir);
