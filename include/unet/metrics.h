@@ -25,7 +25,8 @@ void per_image_xent(double *out, const float *logits, const uint8_t *labels, int
 void per_image_xent_weighted(double *loss, double *weight, const float *logits, const uint8_t *labels, int n,
                              long pixels, int c, const LossSpec *spec);
 
-/* Colour of class k for prediction PNGs (distinct for the first classes). */
+/* Colour of class k for prediction PNGs (distinct for the first classes; the
+ * ignore id 255 is grey). */
 void class_colour(int k, uint8_t rgb[3]);
 /* Side-by-side panel [h, 3w, 3]: input | ground truth | prediction. */
 void render_prediction_panel(uint8_t *panel, const uint8_t *image, const uint8_t *truth, const uint8_t *predicted, int h,

@@ -7,6 +7,7 @@
 
 #include "unet/augment.h"
 #include "unet/lr_schedule.h"
+#include "unet/model.h"
 #include "unet/util.h"
 
 /* Exit codes beyond util.h's 0/1/2 (documented in the README; jobs/train.sbatch relies on them). */
@@ -45,6 +46,10 @@ typedef struct {
   double weight_decay;      /* decoupled (AdamW) decay of the kernels; 0 = Keras Adam */
   int early_stop;           /* >0: stop after this many epochs without a new best val_loss */
   int no_prefetch;          /* 1: read each batch on the training thread (same data, no overlap) */
+  /* users' own data: --class-weights auto|w0,w1,... (off: every pixel counts 1) */
+  int class_weights_auto;
+  int num_class_weights;
+  float class_weights[UNET_MAX_CLASSES];
 } TrainConfig;
 
 #define DATA_ORDER_SHARD 0  /* rank r shuffles its own contiguous slice from (seed, epoch, rank) */

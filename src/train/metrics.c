@@ -83,6 +83,10 @@ void class_colour(int k, uint8_t rgb[3]) {
     memcpy(rgb, fixed[k], 3);
     return;
   }
+  if (k == 255) { /* the ignore id (never a class: at most 255 classes, ids 0..254): neutral grey */
+    rgb[0] = rgb[1] = rgb[2] = 128;
+    return;
+  }
   unsigned h = (unsigned)k * 2654435761u;
   rgb[0] = (uint8_t)(64 + (h & 127));
   rgb[1] = (uint8_t)(64 + ((h >> 8) & 127));

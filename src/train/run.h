@@ -34,6 +34,8 @@ typedef struct {
   Prefetcher *prefetch;    /* the next training batch, prepared on a thread */
   LrSchedule schedule;     /* learning rate of every step */
   float *probs;            /* [local_batch, H, W, C] */
+  float class_weights[UNET_MAX_CLASSES]; /* --class-weights (model.loss points here when used) */
+  LossSpec val_spec;       /* what validation counts: the ignored pixels, never the weights */
   char path_last[UNET_PATH_MAX], path_best[UNET_PATH_MAX], path_csv[UNET_PATH_MAX], dir_pred[UNET_PATH_MAX];
 } Run;
 

@@ -19,6 +19,7 @@
 
 #include "bn_recalibrate.h"
 #include "data_order.h"
+#include "loss_setup.h"
 #include "metrics_csv.h"
 #include "prediction_pngs.h"
 #include "run.h"
@@ -224,6 +225,7 @@ static void setup(Run *r, const TrainConfig *c) {
   r->scratch = xmalloc(SHARDSET_SCRATCH_BYTES(m->height, m->width), "sample buffer");
   r->probs = xmalloc((size_t)buffer_batch * pix * m->num_classes * sizeof(float), "probabilities");
 
+  loss_setup(r); /* ignored pixels and --class-weights */
   r->sync = gradsync_create(m->grads, m->num_params, c->overlap, 1 << 16);
   r->bn = c->sync_bn ? comm_batchnorm_reducer() : (BatchNormReducer){0};
   /* Debian's HDF5 is thread-safe; a build that is not gets the same reads
@@ -260,7 +262,6 @@ int train_run(const TrainConfig *c) {
   UNet *m = &r->model;
   const int global_batch = r->ts.global_batch;
   const double global_pixels = (double)global_batch * m->height * m->width;
-  const float loss_scale = (float)(1.0 / global_pixels);
   int is_root = r->rank == 0, tty = isatty(2) && !c->quiet;
   uint32_t *order = xmalloc((r->n_train + 1) * sizeof *order, "epoch order");
   long *index = xmalloc(r->local_batch * sizeof(long), "batch index");
@@ -310,6 +311,9 @@ int train_run(const TrainConfig *c) {
         batch_indices(r, order, s + 1, index);
         prefetch_submit(r->prefetch, index, r->local_batch, aug, (uint64_t)r->ts.seed, r->ts.epoch);
       }
+      /* the mean over the counted pixels of the global batch (all of them for the Keras loss) */
+      const double global_weight = loss_global_weight(r, labels, global_pixels);
+      const float loss_scale = global_weight > 0 ? (float)(1.0 / global_weight) : 0.0f;
       memset(m->grads, 0, m->num_params * sizeof(float));
       gradsync_begin(r->sync);
       double local_loss = unet_train_step(m, x, labels, r->local_batch, loss_scale, r->bn, gradsync_ready, r->sync);
@@ -317,7 +321,7 @@ int train_run(const TrainConfig *c) {
       /* one small allreduce: the global loss and whether any rank got a stop signal */
       double agree[2] = {local_loss, stop_signal_pending() ? 1.0 : 0.0};
       comm_allreduce_sum_double(agree, 2);
-      double step_loss = agree[0] / global_pixels;
+      double step_loss = global_weight > 0 ? agree[0] / global_weight : 0; /* a batch of only ignored pixels: 0 */
       if (!isfinite(step_loss)) {
         if (is_root)
           unet_error("loss is %s at step %lld (epoch %lld, batch %ld): stopping; lower --lr or check the data",

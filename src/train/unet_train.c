@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "unet/class_weights.h"
 #include "unet/comm.h"
 #include "unet/run_folder.h"
 #include "unet/trainer.h"
@@ -48,6 +49,10 @@ static void usage(FILE *f) {
           "  --weight-decay W      decoupled (AdamW) decay of the kernels (default 0 = Keras Adam)\n"
           "  --early-stop N        stop after N epochs without a new best val_loss (default 0 = off)\n"
           "  --no-prefetch         read each batch on the training thread (same data, no overlap)\n"
+          "users' own data (see README \"Your own data\"):\n"
+          "  --class-weights auto|w0,w1,...  weigh each pixel's loss by its class: auto = median-frequency\n"
+          "                        balancing from the training shards; off by default (give it again on --resume)\n"
+          "  (pixels stored as ignored by unet-preprocess --ignore-value count in no loss or metric)\n"
           "exit codes: 0 done, 1 error, 2 bad command line, 3 stopped by SIGTERM/SIGUSR1 with last.ckpt.h5\n"
           "            written (resume with --resume), 4 loss became NaN/inf; OUT/status says the same\n"
           "            (under mpirun, whose own exit code is 1 after a SIGTERM, read OUT/status)\n");
@@ -140,6 +145,12 @@ int main(int argc, char **argv) {
       i++;
     }
     else if (!strcmp(a, "--early-stop")) { bad = need_int(a, v, 0, &n); c.early_stop = (int)n; i++; }
+    else if (!strcmp(a, "--class-weights") && v) {
+      c.class_weights_auto = !strcmp(v, "auto");
+      if (!c.class_weights_auto && class_weights_parse(v, c.class_weights, UNET_MAX_CLASSES, &c.num_class_weights) != 0)
+        bad = usage_fail("--class-weights: '%s' is neither auto nor a list of positive weights such as 1,2.5,0.8", v);
+      i++;
+    }
     else if (!strcmp(a, "--resume")) c.resume = 1;
     else if (!strcmp(a, "--no-prefetch")) c.no_prefetch = 1;
     else if (!strcmp(a, "--overwrite")) c.overwrite = 1;

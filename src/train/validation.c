@@ -1,5 +1,6 @@
 /* validation.c - the trainer's validation: evaluate_set (evaluate.c, shared
- * with unet-evaluate) on val.h5 with the plain Keras loss; see validation.h. */
+ * with unet-evaluate) on val.h5 with the plain Keras loss (ignored pixels left
+ * out, class weights never applied); see validation.h. */
 #include "validation.h"
 
 #include <string.h>
@@ -10,9 +11,8 @@
 void validate(Run *r, ValResult *out) {
   UNet *m = &r->model;
   const int C = m->num_classes;
-  const LossSpec plain = LOSS_SPEC_PLAIN;
   EvalResult e;
-  evaluate_set(m, &r->val, &plain, r->x, r->labels, r->probs, r->scratch, &e);
+  evaluate_set(m, &r->val, &r->val_spec, r->x, r->labels, r->probs, r->scratch, &e);
   if (r->rank == 0) {
     out->loss = e.loss;
     out->accuracy = e.accuracy;
