@@ -91,6 +91,28 @@ void augment_draw(const AugmentConfig *a, uint64_t seed, int64_t epoch, int64_t 
   d->saturation = a->color ? (float)(1.0 + a->saturation * (2 * u_s - 1)) : 1.0f;
 }
 
+/* One axis of the geometric map: destination index i (already mirrored when
+ * flipping) has its centre at source coordinate c = offset + (i + 0.5) * step.
+ * The mask takes the pixel containing c; the image interpolates between
+ * pixels lo and hi (centres at +0.5, edges clamped) with weight on hi. */
+typedef struct {
+  int nearest, lo, hi;
+  float weight;
+} AxisSample;
+
+static AxisSample axis_sample(double offset, double step, int i, int n) {
+  double c = offset + (i + 0.5) * step;
+  AxisSample a;
+  a.nearest = (int)floor(c);
+  if (a.nearest > n - 1) a.nearest = n - 1;
+  double centre = c - 0.5;
+  if (centre < 0) centre = 0;
+  a.lo = (int)floor(centre);
+  a.hi = a.lo + 1 < n ? a.lo + 1 : n - 1;
+  a.weight = (float)(centre - a.lo);
+  return a;
+}
+
 static inline uint8_t to_u8(float v) {
   v = roundf(v);
   return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
@@ -111,28 +133,15 @@ void augment_sample(const AugmentConfig *a, uint64_t seed, int64_t epoch, int64_
         memcpy(out_image + 3 * dst, image + 3 * src, 3);
       }
   } else {
-    double fx = d.cw / W, fy = d.ch / H;
     for (int y = 0; y < H; y++) {
-      double v = d.y0 + (y + 0.5) * fy;
-      int my = (int)floor(v);
-      if (my > H - 1) my = H - 1;
-      double cy = v - 0.5;
-      if (cy < 0) cy = 0;
-      int y_lo = (int)floor(cy), y_hi = y_lo + 1 < H ? y_lo + 1 : H - 1;
-      float wy = (float)(cy - y_lo);
+      AxisSample sy = axis_sample(d.y0, d.ch / H, y, H);
       for (int x = 0; x < W; x++) {
-        int xs = d.flip ? W - 1 - x : x;
-        double u = d.x0 + (xs + 0.5) * fx;
-        int mx = (int)floor(u);
-        if (mx > W - 1) mx = W - 1;
-        double cx = u - 0.5;
-        if (cx < 0) cx = 0;
-        int x_lo = (int)floor(cx), x_hi = x_lo + 1 < W ? x_lo + 1 : W - 1;
-        float wx = (float)(cx - x_lo);
+        AxisSample sx = axis_sample(d.x0, d.cw / W, d.flip ? W - 1 - x : x, W);
+        float wx = sx.weight, wy = sy.weight;
         size_t dst = (size_t)y * W + x;
-        out_mask[dst] = mask[(size_t)my * W + mx];
-        const uint8_t *p00 = image + 3 * ((size_t)y_lo * W + x_lo), *p01 = image + 3 * ((size_t)y_lo * W + x_hi);
-        const uint8_t *p10 = image + 3 * ((size_t)y_hi * W + x_lo), *p11 = image + 3 * ((size_t)y_hi * W + x_hi);
+        out_mask[dst] = mask[(size_t)sy.nearest * W + sx.nearest];
+        const uint8_t *p00 = image + 3 * ((size_t)sy.lo * W + sx.lo), *p01 = image + 3 * ((size_t)sy.lo * W + sx.hi);
+        const uint8_t *p10 = image + 3 * ((size_t)sy.hi * W + sx.lo), *p11 = image + 3 * ((size_t)sy.hi * W + sx.hi);
         for (int c = 0; c < 3; c++) {
           float top = p00[c] + (p01[c] - p00[c]) * wx, bottom = p10[c] + (p11[c] - p10[c]) * wx;
           out_image[3 * dst + c] = to_u8(top + (bottom - top) * wy);
