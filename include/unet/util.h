@@ -3,6 +3,7 @@
 #ifndef UNET_UTIL_H
 #define UNET_UTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@ void unet_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* A command-line mistake: prints "prog: error: <msg> (see prog --help)". */
 void unet_usage_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void unet_usage_vmessage(const char *fmt, va_list ap);
 /* unet_usage_message, then exit(UNET_EXIT_USAGE). */
 void unet_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 /* For MPI programs: before_exit (e.g. MPI_Finalize) runs before a usage

@@ -58,17 +58,14 @@ static void usage(FILE *f) {
           "            (under mpirun, whose own exit code is 1 after a SIGTERM, read OUT/status)\n");
 }
 
-/* Usage errors are printed once (by rank 0); every rank then returns 2. */
+/* A usage error: printed once (unet_set_usage_exit makes the other ranks
+ * quiet); returns 1 for `bad`, and every rank then returns 2. */
 static int usage_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_fail(const char *fmt, ...) {
-  if (comm_rank() == 0) {
-    char msg[4600];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    unet_usage_message("%s", msg);
-  }
+  va_list ap;
+  va_start(ap, fmt);
+  unet_usage_vmessage(fmt, ap);
+  va_end(ap);
   return 1;
 }
 
@@ -83,6 +80,7 @@ static int need_int(const char *opt, const char *val, long lo, long *out) {
 int main(int argc, char **argv) {
   unet_set_progname("unet-train");
   comm_init(&argc, &argv);
+  unet_set_usage_exit(comm_finalize, comm_rank() != 0);
   TrainConfig c;
   train_config_defaults(&c);
   int bad = 0;

@@ -43,7 +43,7 @@ void unet_set_usage_exit(void (*before_exit)(void), int quiet) {
   g_usage_quiet = quiet;
 }
 
-static void usage_report(const char *fmt, va_list ap) {
+void unet_usage_vmessage(const char *fmt, va_list ap) {
   if (g_usage_quiet) return;
   char msg[2048];
   vsnprintf(msg, sizeof msg, fmt, ap);
@@ -52,12 +52,12 @@ static void usage_report(const char *fmt, va_list ap) {
   unet_error("%s", line);
 }
 
-void unet_usage_message(const char *fmt, ...) { va_list ap; va_start(ap, fmt); usage_report(fmt, ap); va_end(ap); }
+void unet_usage_message(const char *fmt, ...) { va_list ap; va_start(ap, fmt); unet_usage_vmessage(fmt, ap); va_end(ap); }
 
 void unet_usage_error(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  usage_report(fmt, ap);
+  unet_usage_vmessage(fmt, ap);
   va_end(ap);
   if (g_usage_before_exit) g_usage_before_exit();
   exit(UNET_EXIT_USAGE);
