@@ -32,6 +32,10 @@ fi
 "$BUILD/unet-train" --data noval --out run0 --epochs 1 --batch 8 --threads 1 --quiet
 [ -f run0/last.ckpt.h5 ] && [ ! -f run0/best.weights.h5 ] && pass "--val 0 keeps only last.ckpt.h5" || fail "--val 0 outputs: $(ls run0)"
 grep -q "no validation data" run0/curves.svg && pass "--val 0: curves.svg of the training loss" || fail "--val 0 curves: $(ls run0)"
+# every row has the header's fields, images_per_s in its column (it was one field early without validation)
+awk -F, 'NR == 1 { n = NF; for (i = 1; i <= NF; i++) if ($i == "images_per_s") c = i; next }
+         NF != n || $c + 0 <= 1 || $(c - 1) != "" { bad = 1 } END { exit bad }' run0/metrics.csv &&
+  pass "--val 0: metrics.csv rows have the header's columns" || fail "--val 0 metrics.csv: $(cat run0/metrics.csv)"
 
 # --steps N stops after step N with a checkpoint
 "$BUILD/unet-train" --data data --out runs --epochs 10 --batch 8 --threads 1 --steps 3 --quiet

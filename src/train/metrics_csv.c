@@ -46,8 +46,8 @@ void metrics_csv_append(const char *path, int num_classes, const EpochRow *row) 
     fprintf(f, "%.6f,%.6f", v->loss, v->accuracy);
     for (int k = 0; k < num_classes; k++) fprintf(f, ",%.6f", v->iou[k]);
     fprintf(f, ",%.6f", v->mean_iou);
-  } else {
-    fprintf(f, ",");
+  } else { /* the same C + 3 fields, empty */
+    fprintf(f, ",,");
     for (int k = 0; k < num_classes; k++) fprintf(f, ",");
   }
   fprintf(f, ",%.3f,%.2f,%.2f,%d,%.9g,%.3f\n", row->images_per_s, row->epoch_seconds, row->elapsed_seconds, row->best,
