@@ -29,3 +29,5 @@ set_tests_properties(test_isbi PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS
   ENVIRONMENT "UNET_SHARED_DIR=${UNET_SHARED_DIR};OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1;ASAN_OPTIONS=detect_leaks=0")
 # Segmentation metrics (src/train/metrics.c) against hand-computed confusion matrices.
 unet_add_test(NAME test_metrics SOURCES tests/test_metrics.c LIBS unet_trainer TIMEOUT 60)
+# The stall watchdog: SIGSTOP on one rank of 3 (a random step, validation, rank 0's checkpoint) ends the job with exit 5 naming it.
+unet_add_script_test(test_train_stall test_train_stall.sh 300 "train;mpi")

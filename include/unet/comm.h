@@ -11,6 +11,9 @@
 #include "unet/layers.h"
 
 void comm_init(int *argc, char ***argv);
+/* The same with MPI_THREAD_MULTIPLE requested: the stall watchdog's thread
+ * (watchdog.h) makes MPI calls while the training thread does. */
+void comm_init_threaded(int *argc, char ***argv);
 void comm_finalize(void);
 int comm_rank(void);
 int comm_size(void);

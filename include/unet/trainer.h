@@ -13,6 +13,8 @@
 /* Exit codes beyond util.h's 0/1/2 (documented in the README; jobs/train.sbatch relies on them). */
 #define UNET_EXIT_REQUEUE 3 /* stopped by SIGTERM/SIGUSR1; last.ckpt.h5 written; resume with --resume */
 #define UNET_EXIT_NONFINITE 4 /* loss became NaN or infinite */
+/* UNET_EXIT_STALL (5, watchdog.h): no progress for --stall-timeout seconds */
+#define UNET_STALL_FLOOR 300.0 /* the automatic --stall-timeout: max(this, 20 x the median step time) */
 
 /* What a run takes when --batch, --seed, --lr are not given (a resumed run
  * continues the checkpoint's batch and seed; --lr is given every run). */
@@ -46,6 +48,7 @@ typedef struct {
   double weight_decay;      /* decoupled (AdamW) decay of the kernels; 0 = Keras Adam */
   int early_stop;           /* >0: stop after this many epochs without a new best val_loss */
   int no_prefetch;          /* 1: read each batch on the training thread (same data, no overlap) */
+  double stall_timeout;     /* --stall-timeout S: end a job stuck for S s (exit 5); 0 off; -1 automatic */
   /* users' own data: --class-weights auto|w0,w1,... (off: every pixel counts 1) */
   int class_weights_auto;
   int num_class_weights;

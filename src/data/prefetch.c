@@ -4,7 +4,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "unet/util.h"
 
@@ -36,8 +38,19 @@ struct Prefetcher {
   pthread_t thread;
 };
 
+/* UNET_TEST_SLOW_READ_MS (test only): every batch read takes this much longer,
+ * a slow but healthy file system for the stall watchdog's tests */
+static void test_slow_read(void) {
+  const char *ms = getenv("UNET_TEST_SLOW_READ_MS");
+  long n;
+  if (!ms || unet_parse_int(ms, &n) != 0 || n <= 0) return;
+  struct timespec t = {n / 1000, (n % 1000) * 1000000L};
+  nanosleep(&t, NULL);
+}
+
 static void run_request(Prefetcher *p) {
   Buffer *b = &p->buf[p->back];
+  test_slow_read();
   p->rc = shardset_read_batch(p->set, p->index, p->n, p->has_aug ? &p->aug : NULL, p->seed, p->epoch, b->x, b->labels,
                               p->scratch, p->err, sizeof p->err);
 }

@@ -11,10 +11,15 @@ static int g_rank = 0, g_size = 1, g_local_size = 1;
 
 static void fatal_hook(int code) { comm_abort(code); }
 
-void comm_init(int *argc, char ***argv) {
-  int inited = 0;
+static void init(int *argc, char ***argv, int threaded) {
+  int inited = 0, provided = 0;
   MPI_Initialized(&inited);
-  if (!inited) MPI_Init(argc, argv);
+  if (!inited) {
+    if (threaded)
+      MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided); /* watchdog.c checks what it got */
+    else
+      MPI_Init(argc, argv);
+  }
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &g_size);
   MPI_Comm local;
@@ -30,6 +35,9 @@ void comm_init(int *argc, char ***argv) {
   }
   unet_set_fatal_hook(fatal_hook);
 }
+
+void comm_init(int *argc, char ***argv) { init(argc, argv, 0); }
+void comm_init_threaded(int *argc, char ***argv) { init(argc, argv, 1); }
 
 void comm_finalize(void) {
   int fin = 0;

@@ -6,6 +6,7 @@
 #include "unet/comm.h"
 #include "unet/metrics.h"
 #include "unet/util.h"
+#include "unet/watchdog.h"
 
 void evaluate_set(UNet *m, ShardSet *set, const LossSpec *spec, float *x, uint8_t *labels, float *probs,
                   uint8_t *scratch, EvalResult *out) {
@@ -34,6 +35,7 @@ void evaluate_set(UNet *m, ShardSet *set, const LossSpec *spec, float *x, uint8_
     }
     confusion_add(out->confusion, probs, labels, n * pixels, C);
     mine += n;
+    watchdog_progress(); /* a long validation is still moving */
   }
   /* per-image losses and weights gathered on rank 0, put back in sample order
    * and summed there: the same sums whatever the rank count */

@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 #include "unet/gradients.h"
 #include "unet/rng.h"
 #include "unet/run_folder.h"
+#include "unet/watchdog.h"
 #include "unet/weights_keras.h"
 #include "validation.h"
 
@@ -43,6 +45,7 @@ void train_config_defaults(TrainConfig *c) {
   c->val_images = 4;
   augment_defaults(&c->augment);
   c->lr_schedule = LR_CONSTANT;
+  c->stall_timeout = -1; /* automatic: UNET_STALL_FLOOR, raised to 20 x the median step */
 }
 
 /* The "generalise" preset: what the ablation in the README showed to help on
@@ -255,6 +258,31 @@ static void teardown(Run *r) {
   shardset_close(&r->val);
 }
 
+/* ---- the stall watchdog ------------------------------------------------------ */
+/* What its thread needs to write RUN/status when it ends the job: set once
+ * before it starts, the epoch updated as the run goes (an atomic: two threads). */
+static struct {
+  const char *out_dir;
+  int writes_status;
+  _Atomic int64_t epoch;
+} g_stall;
+
+static void on_stall(int64_t step, void *ctx) {
+  (void)ctx;
+  if (g_stall.writes_status) run_status_write(g_stall.out_dir, "stalled", UNET_EXIT_STALL, step, atomic_load(&g_stall.epoch));
+}
+
+static void start_watchdog(const Run *r) {
+  const TrainConfig *c = r->cfg;
+  g_stall.out_dir = c->out_dir;
+  /* rank 0 writes it, or rank 1 when it is rank 0 that stalled */
+  g_stall.writes_status = r->rank <= 1 && writes_run_folder(c);
+  atomic_store(&g_stall.epoch, r->ts.epoch);
+  WatchdogConfig w = {c->stall_timeout < 0 ? UNET_STALL_FLOOR : c->stall_timeout, c->stall_timeout < 0, on_stall, NULL,
+                      c->quiet};
+  watchdog_start(&w);
+}
+
 /* ---- the loop ------------------------------------------------------------------ */
 int train_run(const TrainConfig *c) {
   Run run, *r = &run;
@@ -270,7 +298,9 @@ int train_run(const TrainConfig *c) {
   double run_start = unet_now();
 
   stop_signal_install();
+  start_watchdog(r);
   if (c->evaluate_only) {
+    watchdog_phase(r->ts.step, WD_VALIDATING);
     ValResult v;
     memset(&v, 0, sizeof v);
     if (r->val.total == 0) unet_fatal("%s: --evaluate needs a validation file (val.h5)", c->data_dir);
@@ -292,6 +322,7 @@ int train_run(const TrainConfig *c) {
   }
 
   while (r->ts.epoch < c->epochs) {
+    atomic_store(&g_stall.epoch, r->ts.epoch);
     epoch_order(r, r->ts.epoch, order);
     double epoch_start = unet_now(), loss_sum = 0, data_wait = 0, lr = 0;
     long steps_run = 0;
@@ -305,6 +336,7 @@ int train_run(const TrainConfig *c) {
       float *x;
       uint8_t *labels;
       double waited;
+      watchdog_phase(r->ts.step + 1, WD_READING);
       if (prefetch_take(r->prefetch, &x, &labels, &waited, err, sizeof err) != 0) unet_fatal("training data: %s", err);
       data_wait += waited;
       if (s + 1 < r->steps_per_epoch) { /* the next batch is read while this step computes */
@@ -315,8 +347,10 @@ int train_run(const TrainConfig *c) {
       const double global_weight = loss_global_weight(r, labels, global_pixels);
       const float loss_scale = global_weight > 0 ? (float)(1.0 / global_weight) : 0.0f;
       memset(m->grads, 0, m->num_params * sizeof(float));
+      watchdog_phase(r->ts.step + 1, WD_COMPUTING);
       gradsync_begin(r->sync);
       double local_loss = unet_train_step(m, x, labels, r->local_batch, loss_scale, r->bn, gradsync_ready, r->sync);
+      watchdog_phase(r->ts.step + 1, WD_REDUCING);
       gradsync_finish(r->sync);
       /* one small allreduce: the global loss and whether any rank got a stop signal */
       double agree[2] = {local_loss, stop_signal_pending() ? 1.0 : 0.0};
@@ -361,6 +395,7 @@ int train_run(const TrainConfig *c) {
     if (tty && is_root) fputc('\n', stderr);
     double train_seconds = unet_now() - epoch_start;
     if (stop) {
+      watchdog_phase(r->ts.step, is_root ? WD_CHECKPOINT : WD_WAIT_ROOT);
       if (is_root) {
         save_checkpoint(r);
         unet_info("%s after step %lld: wrote %s", stop == 1 ? "stop signal" : "--steps reached",
@@ -382,9 +417,11 @@ int train_run(const TrainConfig *c) {
      * recomputed over training batches; the Keras moving statistics come back
      * before the checkpoint, so training itself stays the Keras recipe */
     float *keras_stats = NULL;
+    watchdog_phase(r->ts.step, WD_VALIDATING);
     if (have_val && c->bn_recalibrate > 0) keras_stats = recalibrate_batchnorm(r, order);
     if (have_val) validate(r, &v);
     int best = 0;
+    watchdog_phase(r->ts.step, is_root ? WD_CHECKPOINT : WD_WAIT_ROOT);
     if (is_root) {
       if (have_val && v.loss < r->ts.best_val_loss) {
         r->ts.best_val_loss = v.loss;
@@ -444,6 +481,7 @@ done:
     const char *state = exit_code == UNET_EXIT_REQUEUE ? "stopped" : exit_code == UNET_EXIT_NONFINITE ? "nonfinite" : "done";
     run_status_write(c->out_dir, state, exit_code, r->ts.step, r->ts.epoch);
   }
+  watchdog_stop();
   xfree(order);
   xfree(index);
   teardown(r);

@@ -10,6 +10,7 @@
 #include "unet/run_folder.h"
 #include "unet/trainer.h"
 #include "unet/util.h"
+#include "unet/watchdog.h"
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -35,6 +36,9 @@ static void usage(FILE *f) {
           "                        averaged over K training batches instead of the lagging moving averages\n"
           "  --dump-gradients FILE write the first step's averaged gradient (Keras layout) and exit\n"
           "  --evaluate            only validate the starting weights (--init-weights or --resume) and print\n"
+          "  --stall-timeout S     end the job (exit 5) when no rank has made progress for S seconds,\n"
+          "                        naming the stuck rank(s), step and phase; a warning at S/2; 0 = off\n"
+          "                        (default: max(300, 20 x the median step time))\n"
           "  --quiet               only errors\n"
           "the recipe beyond Keras (off by default; see README):\n"
           "  --recipe keras|generalise  keras (default): the example's recipe; generalise: augmentation,\n"
@@ -54,7 +58,8 @@ static void usage(FILE *f) {
           "                        balancing from the training shards; off by default (give it again on --resume)\n"
           "  (pixels stored as ignored by unet-preprocess --ignore-value count in no loss or metric)\n"
           "exit codes: 0 done, 1 error, 2 bad command line, 3 stopped by SIGTERM/SIGUSR1 with last.ckpt.h5\n"
-          "            written (resume with --resume), 4 loss became NaN/inf; OUT/status says the same\n"
+          "            written (resume with --resume), 4 loss became NaN/inf, 5 stalled (--stall-timeout:\n"
+          "            a rank stopped making progress; not resumed automatically); OUT/status says the same\n"
           "            (under mpirun, whose own exit code is 1 after a SIGTERM, read OUT/status)\n");
 }
 
@@ -79,7 +84,16 @@ static int need_int(const char *opt, const char *val, long lo, long *out) {
 
 int main(int argc, char **argv) {
   unet_set_progname("unet-train");
-  comm_init(&argc, &argv);
+  /* the stall watchdog's thread needs MPI_THREAD_MULTIPLE; --stall-timeout 0 keeps plain MPI_Init */
+  int watchdog_off = 0;
+  for (int i = 1; i + 1 < argc; i++) {
+    double t;
+    if (!strcmp(argv[i], "--stall-timeout") && unet_parse_double(argv[i + 1], &t) == 0 && t == 0) watchdog_off = 1;
+  }
+  if (watchdog_off)
+    comm_init(&argc, &argv);
+  else
+    comm_init_threaded(&argc, &argv);
   unet_set_usage_exit(comm_finalize, comm_rank() != 0);
   TrainConfig c;
   train_config_defaults(&c);
@@ -111,6 +125,12 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--lr")) {
       if (!v || unet_parse_double(v, &d) != 0 || !(d > 0)) bad = usage_fail("--lr needs a positive number, got '%s'", v ? v : "(nothing)");
       c.lr = d;
+      i++;
+    }
+    else if (!strcmp(a, "--stall-timeout")) {
+      if (!v || unet_parse_double(v, &d) != 0 || !(d >= 0))
+        bad = usage_fail("--stall-timeout needs seconds >= 0 (0 = off), got '%s'", v ? v : "(nothing)");
+      c.stall_timeout = d;
       i++;
     }
     else if (!strcmp(a, "--recipe") && v) i++; /* applied above */
