@@ -11,7 +11,12 @@ S=4 # seconds: small, so the test stays short
 # every process this test stops is continued and killed at the end, whatever happens
 STOPPED=()
 cleanup() {
-  for p in "${STOPPED[@]}"; do kill -CONT "$p" 2>/dev/null || true; kill -KILL "$p" 2>/dev/null || true; done
+  local p
+  for p in "${STOPPED[@]}"; do # only if that pid is still one of ours (not reused by another process)
+    [ "$(readlink "/proc/$p/cwd" 2>/dev/null)" = "$WORK" ] || continue
+    kill -CONT "$p" 2>/dev/null || true
+    kill -KILL "$p" 2>/dev/null || true
+  done
   rm -rf "$WORK"
 }
 trap cleanup EXIT

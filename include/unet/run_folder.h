@@ -6,7 +6,8 @@
  * RUN/status is one line, "<state> <code> step <S> epoch <E>":
  *   running -   (the start is under way, or it was killed without a chance to say)
  *   done 0  |  stopped 3 (signal; last.ckpt.h5 is current)  |  nonfinite 4
- * Written by rank 0, atomically. */
+ *   stalled 5 (the stall watchdog ended the job; S is the stuck rank's step)
+ * Written by rank 0 (a stall of rank 0 itself: by rank 1), atomically. */
 #ifndef UNET_RUN_FOLDER_H
 #define UNET_RUN_FOLDER_H
 #include <stddef.h>
