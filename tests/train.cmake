@@ -31,3 +31,7 @@ set_tests_properties(test_isbi PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 600 LABELS
 unet_add_test(NAME test_metrics SOURCES tests/test_metrics.c LIBS unet_trainer TIMEOUT 60)
 # The stall watchdog: SIGSTOP on one rank of 3 (a random step, validation, rank 0's checkpoint) ends the job with exit 5 naming it.
 unet_add_script_test(test_train_stall test_train_stall.sh 300 "train;mpi")
+# Three hosts as network namespaces, mpirun over TCP through tests/netns_rsh_agent.sh; skips without root/ip netns.
+unet_add_script_test(test_multihost test_multihost.sh 300 "train;mpi")
+# One short training with --mca btl tcp,self over loopback, bit-identical to shared memory.
+unet_add_script_test(test_train_tcp test_train_tcp.sh 300 "train;mpi")
