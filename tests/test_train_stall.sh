@@ -92,10 +92,11 @@ if [ $rc -eq 0 ] && ! grep -q "stalled" slow.out && [ "$(cut -d' ' -f1-2 slow/st
 else
   fail "slow read: exit $rc: $(grep -E 'error|warning' slow.out | head -3)"
 fi
-# the reads really were slow: 3 steps waited >= 3 x 3 s for data
+# the reads really were slow: the 3 steps waited > 3 x S/2 for data (without the hook: ~0;
+# less than 3 x 3.2 s because the next read overlaps the step's compute)
 wait_s=$(csv_col slow/metrics.csv 1 data_wait_seconds)
-awk -v w="${wait_s:-0}" 'BEGIN{exit !(w >= 9)}' && pass "the 3 steps waited ${wait_s} s for data" \
-  || fail "slow read: data wait ${wait_s:-?} s, expected >= 9 s (is UNET_TEST_SLOW_READ_MS read?)"
+awk -v w="${wait_s:-0}" 'BEGIN{exit !(w >= 7.5)}' && pass "the 3 steps waited ${wait_s} s for data" \
+  || fail "slow read: data wait ${wait_s:-?} s, expected >= 7.5 s (is UNET_TEST_SLOW_READ_MS read?)"
 # --stall-timeout 0: no watchdog at all (plain MPI_Init), the same slow read is silent
 UNET_TEST_SLOW_READ_MS=3200 "${MPIRUN[@]}" -np 2 "$BUILD/unet-train" --data data --out off --epochs 1 --batch 6 \
   --max-train 6 --threads 1 --stall-timeout 0 > off.out 2>&1 && ! grep -q "no progress" off.out \

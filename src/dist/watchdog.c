@@ -258,6 +258,9 @@ static void judge_root(double now) {
 static void judge_follower(double now) {
   if (W.seen[0].phase == WD_FINISHED) return;
   double timeout = watchdog_timeout(), silent = now - W.last_heard[0];
+  /* rank 1 reports first and writes RUN/status; the others abort a little later, only
+   * should rank 1 be stuck too (an earlier abort would cut rank 1's report short) */
+  double abort_after = W.rank == 1 ? timeout : timeout + 1.0 + 2 * W.tick;
   if (silent < timeout / 2) {
     W.warned = 0;
     return;
@@ -265,7 +268,7 @@ static void judge_follower(double now) {
   char me[512];
   describe(me, sizeof me, W.rank, now, timeout);
   const Beat *b = &W.seen[0];
-  if (silent >= timeout) {
+  if (silent >= abort_after) {
     unet_error("stalled: rank 0 on host %s has sent no heartbeat for %.1f s (--stall-timeout %.0f s; last at step "
                "%lld, %s); this is %s; ending the job with exit code %d",
                W.hosts[0], silent, timeout, (long long)b->step, watchdog_phase_name(b->phase), me, UNET_EXIT_STALL);
