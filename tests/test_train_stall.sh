@@ -2,8 +2,9 @@
 # The stall watchdog (--stall-timeout): a rank of 3 stopped with SIGSTOP at a
 # random step, a rank stopped during validation, and rank 0 stopped while it
 # writes the checkpoint each end the job within S + 15 s with exit code 5, the
-# stopped rank named and RUN/status "stalled 5"; a slow but healthy data read
-# (below the timeout) is not stopped.
+# stopped rank named and RUN/status "stalled 5"; a rank whose read hangs (alive,
+# still sending heartbeats) is named as the one behind; a slow but healthy data
+# read (below the timeout) is not stopped.
 source "$(dirname "$0")/lib.sh"
 make_data data 60 32 12 3
 S=4 # seconds: small, so the test stays short
@@ -81,6 +82,20 @@ check_stall "rank 2 stopped during validation" r2 r2.out "$LAST_RC" "$LAST_AFTER
 
 run_and_stop "rank 0 stopped writing the checkpoint" r0 0 UNET_TEST_STOP_IN=0:checkpoint
 check_stall "rank 0 stopped writing the checkpoint" r0 r0.out "$LAST_RC" "$LAST_AFTER" "rank 0 on host [^ ]+ has sent no heartbeat.*checkpoint"
+
+# a hung read (a dead NFS mount): rank 1's batch read never returns while its process and
+# its heartbeats live on; it is named as the rank behind the others, "reading data"
+rc=0
+start=$SECONDS
+ONE=("$BUILD/unet-train" --data data --out hung --epochs 5 --batch 6 --threads 1 --stall-timeout $S)
+timeout 120 "${MPIRUN[@]}" -np 1 "${ONE[@]}" : -np 1 env UNET_TEST_SLOW_READ_MS=100000 "${ONE[@]}" : -np 1 "${ONE[@]}" \
+  > hung.out 2>&1 || rc=$?
+msg=$(grep -E "stalled: .*rank 1 on host [^ ]+ at step [0-9]+, reading data" hung.out | head -1)
+if [ $rc -eq 5 ] && [ -n "$msg" ] && [ $((SECONDS - start)) -le $((S + 15 + 10)) ]; then
+  pass "a hung read on rank 1: exit 5 after $((SECONDS - start)) s in all: $msg"
+else
+  fail "hung read: exit $rc after $((SECONDS - start)) s: $(grep -E 'error|warning' hung.out | head -3)"
+fi
 
 # slow but healthy: every batch read takes 3.2 s, near the timeout of 5 s (the watchdog
 # sees a rank's move up to two ticks late, so it may or may not warn): not stopped
