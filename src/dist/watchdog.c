@@ -64,11 +64,12 @@ static struct {
   Beat *outbox;            /* [size] the heartbeat in flight to each destination */
   MPI_Request *req;        /* [size] */
   long *sent, *received;   /* [size] counts, to drain exactly what is in flight at the end */
+  int *lag;                /* [size] the laggards of a report */
   int warned;
   /* step times (training thread writes, watchdog thread reads) */
   pthread_mutex_t mu;
   double step_time[STEP_RING];
-  int steps_seen;
+  long steps_seen;
   double last_read_start;
   int64_t last_read_step;
 } W;
@@ -115,12 +116,12 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-double watchdog_timeout(void) {
-  if (!g_on) return 0;
+/* the timeout in force (the watchdog thread's view: it runs only while on) */
+static double current_timeout(void) {
   if (!W.cfg.automatic) return W.cfg.timeout;
   double t[STEP_RING];
   pthread_mutex_lock(&W.mu);
-  int n = W.steps_seen < STEP_RING ? W.steps_seen : STEP_RING;
+  int n = W.steps_seen < STEP_RING ? (int)W.steps_seen : STEP_RING;
   memcpy(t, W.step_time, n * sizeof(double));
   pthread_mutex_unlock(&W.mu);
   if (n == 0) return W.cfg.timeout;
@@ -128,6 +129,8 @@ double watchdog_timeout(void) {
   double by_steps = 20 * t[n / 2];
   return by_steps > W.cfg.timeout ? by_steps : W.cfg.timeout;
 }
+
+double watchdog_timeout(void) { return g_on ? current_timeout() : 0; }
 
 static Beat my_beat(void) {
   Beat b = {atomic_load_explicit(&g_step, memory_order_relaxed),
@@ -195,7 +198,7 @@ static void describe(char *out, size_t len, int r, double now, double timeout) {
 /* Rank 0: the laggards are the silent ranks, else the ranks furthest behind;
  * final: the stall report and the abort, else the S/2 warning. */
 static void report(double now, double idle, double timeout, int final) {
-  int *lag = xmalloc(W.size * sizeof(int), "watchdog laggards");
+  int *lag = W.lag; /* allocated at the start: the thread never allocates */
   int nlag = 0, active = 0;
   int64_t least = INT64_MAX;
   for (int r = 0; r < W.size; r++) {
@@ -217,7 +220,6 @@ static void report(double now, double idle, double timeout, int final) {
   const char *who = nlag == active && active > 1 ? "every rank is stuck: " : "";
   if (!final) {
     unet_warn("no progress for %.1f s (stall timeout %.0f s): %s%s", idle, timeout, who, names);
-    xfree(lag);
     return;
   }
   unet_error("stalled: no progress for %.1f s (--stall-timeout %.0f s): %s%s; ending the job with exit code %d",
@@ -233,13 +235,12 @@ static void report(double now, double idle, double timeout, int final) {
   }
   if (active - nlag > listed) fprintf(stderr, "  ... and %d more rank(s)\n", active - nlag - listed);
   int64_t stuck_step = W.seen[nlag > 0 ? lag[0] : W.rank].step;
-  xfree(lag);
   if (W.cfg.on_stall) W.cfg.on_stall(stuck_step, W.cfg.ctx);
   comm_abort(UNET_EXIT_STALL);
 }
 
 static void judge_root(double now) {
-  double timeout = watchdog_timeout(), progress = -1;
+  double timeout = current_timeout(), progress = -1;
   for (int r = 0; r < W.size; r++)
     if (W.seen[r].phase != WD_FINISHED && W.last_move[r] > progress) progress = W.last_move[r];
   if (progress < 0) return; /* every rank has finished */
@@ -257,7 +258,7 @@ static void judge_root(double now) {
 /* The other ranks watch rank 0 alone: it is the one that judges. */
 static void judge_follower(double now) {
   if (W.seen[0].phase == WD_FINISHED) return;
-  double timeout = watchdog_timeout(), silent = now - W.last_heard[0];
+  double timeout = current_timeout(), silent = now - W.last_heard[0];
   /* rank 1 reports first and writes RUN/status; the others abort a little later, only
    * should rank 1 be stuck too (an earlier abort would cut rank 1's report short) */
   double abort_after = W.rank == 1 ? timeout : timeout + 1.0 + 2 * W.tick;
@@ -333,6 +334,7 @@ void watchdog_start(const WatchdogConfig *cfg) {
   W.req = xcalloc(W.size, sizeof(MPI_Request), "watchdog requests");
   W.sent = xcalloc(W.size, sizeof(long), "watchdog counts");
   W.received = xcalloc(W.size, sizeof(long), "watchdog counts");
+  W.lag = xcalloc(W.size, sizeof(int), "watchdog laggards");
   HostName me = "";
   int len = 0;
   MPI_Get_processor_name(me, &len);
@@ -354,13 +356,13 @@ void watchdog_start(const WatchdogConfig *cfg) {
   atomic_store(&g_moves, 0);
   parse_test_hook();
   /* the thread runs with every signal blocked: SIGTERM/SIGUSR1 go to the training thread */
+  g_on = 1; /* before the thread exists: it reads the state set up above, never g_on */
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int rc = pthread_create(&W.thread, NULL, watch, NULL);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (rc != 0) unet_fatal("cannot start the stall watchdog thread");
-  g_on = 1;
 }
 
 void watchdog_stop(void) {
@@ -401,4 +403,5 @@ void watchdog_stop(void) {
   xfree(W.req);
   xfree(W.sent);
   xfree(W.received);
+  xfree(W.lag);
 }
