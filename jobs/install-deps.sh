@@ -5,7 +5,7 @@
 # (libprotobuf-c-dev, protobuf-c-compiler: protoc-c generates the C code).
 # iproute2 (ip netns) and util-linux (unshare): the hosts of tests/test_multihost.sh.
 set -euo pipefail
-pkgs=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libpng-dev
+pkgs=(build-essential cmake pkg-config libopenmpi-dev openmpi-bin libopenblas-dev libpng-dev zlib1g-dev
       libjpeg62-turbo-dev libturbojpeg0-dev libhdf5-dev hdf5-tools
       libprotobuf-c-dev protobuf-c-compiler libonnx-dev iproute2 util-linux "$@")
 missing=()

@@ -5,7 +5,10 @@
 # Browser and ONNX Runtime tests need Debian's chromium and Node's npm (ONNX Runtime
 # itself is installed by the test into the build dir); they skip where those
 # cannot be installed.
-# Usage: jobs/run-tests.sh   Environment: SKIP_SANITIZE=1 to skip the sanitizer pass.
+# A third pass builds the libFuzzer harnesses with clang and runs each for a bounded time
+# (jobs/fuzz.sh; README "Fuzzing").
+# Usage: jobs/run-tests.sh   Environment: SKIP_SANITIZE=1 to skip the sanitizer pass,
+#   SKIP_FUZZ=1 to skip the fuzz pass, FUZZ_SECONDS per harness (default 35).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 "$root/jobs/install-deps.sh" slurm-wlm munge
@@ -20,4 +23,7 @@ if [ "${SKIP_SANITIZE:-0}" != 1 ]; then
   "$root/jobs/build.sh" "$root/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DUNET_SANITIZE=ON
   # the sanitizer pass leaves out the long-running end-to-end tests (label "slow")
   (cd "$root/build-asan" && ctest --output-on-failure -j2 --timeout 900 -LE slow)
+fi
+if [ "${SKIP_FUZZ:-0}" != 1 ]; then
+  FUZZ_SECONDS="${FUZZ_SECONDS:-35}" "$root/jobs/fuzz.sh" "$root/build-fuzz"
 fi

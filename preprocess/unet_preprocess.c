@@ -36,6 +36,7 @@
 
 #include "unet/image.h"
 #include "unet/model.h"
+#include "unet/mask_map.h"
 #include "unet/resize.h"
 #include "unet/rng.h"
 #include "unet/shard.h"
@@ -419,7 +420,6 @@ static const uint8_t *store_get(SampleStore *s, long i, uint8_t *buf) {
 }
 
 /* ---- phase 2: decode, validate, resize (worker threads) ------------------ */
-#define LUT_BAD 0x100
 /* A mask whose aspect ratio (W/H) agrees with its image's within this fraction
  * is the same picture at another resolution. */
 #define ASPECT_TOLERANCE 0.01
@@ -428,7 +428,7 @@ typedef struct {
   Pair *pairs;
   long npairs;
   SampleStore *store;
-  uint16_t lut[256]; /* raw mask value -> class id (SHARD_IGNORE_ID: ignored), LUT_BAD: not in the mapping */
+  MaskMap map; /* raw mask value -> class id (SHARD_IGNORE_ID: ignored) */
   atomic_long next, done;
   atomic_int stop; /* --strict failure or store error */
   char fatal[2048];
@@ -503,19 +503,10 @@ static SkipReason process_pair(DecodeJob *job, Pair *p, long index, uint8_t *sam
   }
   /* validate every source pixel (a bad value anywhere is an error, even
    * where nearest resizing would not sample it) */
-  long bad = 0, first_bad = -1;
-  int first_bad_value = 0;
-  size_t npx = (size_t)mask.width * mask.height;
-  uint8_t any_bad = 0; /* branch-free pass; the first bad pixel is looked up only on failure */
-  for (size_t q = 0; q < npx; q++) any_bad |= (uint8_t)(job->lut[mask.pixels[q]] >> 8);
-  if (any_bad) {
-    for (size_t q = 0; q < npx; q++)
-      if (job->lut[mask.pixels[q]] == LUT_BAD) {
-        if (first_bad < 0) first_bad = (long)q, first_bad_value = mask.pixels[q];
-        bad++;
-      }
-  }
+  long first_bad = -1;
+  long bad = mask_map_count_bad(&job->map, mask.pixels, (size_t)mask.width * mask.height, &first_bad);
   if (bad) {
+    int first_bad_value = mask.pixels[first_bad];
     char map[1024];
     mapping_text(o, map, sizeof map);
     reason = SKIP_MASK_VALUE;
@@ -530,12 +521,7 @@ static SkipReason process_pair(DecodeJob *job, Pair *p, long index, uint8_t *sam
   /* nearest only copies source values, so mapping after resizing is the same
    * as mapping before, on H*W instead of the source's pixels */
   resize_nearest_u8(mask.pixels, mask.height, mask.width, 1, mask_out, o->height, o->width);
-  long ignored = 0;
-  for (size_t q = 0; q < (size_t)o->height * o->width; q++) {
-    mask_out[q] = (uint8_t)job->lut[mask_out[q]];
-    ignored += mask_out[q] == SHARD_IGNORE_ID && o->ignore_value >= 0;
-  }
-  p->ignored_pixels = ignored;
+  p->ignored_pixels = mask_map_apply(&job->map, mask_out, (size_t)o->height * o->width, o->ignore_value);
   if (store_put(job->store, index, sample, err, sizeof err) != 0) {
     pthread_mutex_lock(&job->lock);
     if (!atomic_load(&job->stop)) snprintf(job->fatal, sizeof job->fatal, "%s", err);
@@ -719,11 +705,7 @@ int main(int argc, char **argv) {
   job.pairs = pairs;
   job.npairs = npairs;
   job.store = &store;
-  for (int v = 0; v < 256; v++)
-    job.lut[v] = o.mask_threshold >= 0 ? (v >= o.mask_threshold ? 1 : 0) : LUT_BAD;
-  if (o.mask_threshold < 0)
-    for (int c = 0; c < o.num_classes; c++) job.lut[o.mask_values[c]] = (uint16_t)c;
-  if (o.ignore_value >= 0) job.lut[o.ignore_value] = SHARD_IGNORE_ID;
+  mask_map_init(&job.map, o.mask_values, o.num_classes, o.mask_threshold, o.ignore_value);
   atomic_init(&job.next, 0);
   atomic_init(&job.done, 0);
   atomic_init(&job.stop, 0);

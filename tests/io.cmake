@@ -10,3 +10,8 @@ if(TARGET unet_io AND EXISTS /usr/bin/python3)
   set_tests_properties(test_keras_layout PROPERTIES SKIP_RETURN_CODE 77 TIMEOUT 120
     ENVIRONMENT "OPENBLAS_NUM_THREADS=1;OMP_NUM_THREADS=1;ASAN_OPTIONS=detect_leaks=0")
 endif()
+# Checksummed data (Fletcher-32 shard chunks, CRC-32 of the weights arenas): flipped bytes are
+# caught with the file and sample named; old shards and Keras-written files still load.
+if(TARGET unet_io)
+  unet_add_test(NAME test_integrity SOURCES tests/test_integrity.c LIBS unet_io unet_data m TIMEOUT 60)
+endif()

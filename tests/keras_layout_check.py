@@ -9,8 +9,10 @@ _walk_saveable, _save_container_state; BaseOptimizer.save_own_variables; Adam.bu
   * /layers/<snake_case(class)[_k]>/vars/<i> for EVERY layer of model.layers, incl.
     the InputLayer and the layers without variables (empty vars group);
   * datasets named "0".."n-1", float32, Keras shapes, no attributes;
-  * no root attributes but ours, unet_input_size int32 [2] (H5IOStore reads no
-    attributes at all except a dataset's "dtype" for bfloat16, so Keras ignores it);
+  * no root attributes but ours, unet_input_size int32 [2] and the uint32 CRC-32s
+    unet_crc32_params, unet_crc32_state (and unet_crc32_adam in a checkpoint)
+    (H5IOStore reads no attributes at all except a dataset's "dtype" for
+    bfloat16, so Keras ignores them);
   * /optimizer/vars (only when present): 0 = iterations (int64 scalar),
     1 = learning_rate (float32 scalar), then momentum/velocity interleaved per
     trainable variable in model order, each in its variable's shape.
@@ -91,9 +93,17 @@ def check_file(path, problems):
 
         if "vars" not in f or len(f["vars"]) != 0:
             bad("top-level /vars missing or not empty")
-        extra = sorted(set(f.attrs.keys()) - {"unet_input_size"})
+        ours = {"unet_input_size", "unet_crc32_params", "unet_crc32_state"}
+        if "optimizer" in f:
+            ours.add("unet_crc32_adam")
+        extra = sorted(set(f.attrs.keys()) - ours)
         if extra:
-            bad("root has attributes other than unet_input_size: %s" % extra)
+            bad("root has attributes other than %s: %s" % (sorted(ours), extra))
+        for name in sorted(ours - {"unet_input_size"}):
+            if name not in f.attrs:
+                bad("no %s root attribute" % name)
+            elif f.attrs[name].dtype != np.uint32 or f.attrs[name].shape != ():
+                bad("%s is %s %s, expected a uint32 scalar" % (name, f.attrs[name].dtype, f.attrs[name].shape))
         if "unet_input_size" in f.attrs:
             a = f.attrs["unet_input_size"]
             if a.dtype != np.int32 or a.shape != (2,) or min(a) <= 0:

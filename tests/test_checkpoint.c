@@ -6,6 +6,7 @@
 #define _DEFAULT_SOURCE /* mkdtemp */
 #include <dirent.h>
 #include <hdf5.h>
+#include <zlib.h>
 #include <math.h>
 #include <signal.h>
 #include <stdint.h>
@@ -243,8 +244,22 @@ static void test_layout(void) {
   CHECK(group_links(f, "/") == 2);       /* exactly /layers and /vars */
   CHECK(group_links(f, "/vars") == 0);   /* the Functional model's own (empty) variables */
   hid_t root = H5Gopen2(f, "/", H5P_DEFAULT);
-  /* Keras writes no attributes and reads none: our one root attribute is the training size */
-  CHECK(H5Aget_num_attrs(root) == 1);
+  /* Keras writes no attributes and reads none: our root attributes are the
+   * training size and the CRC-32 of the two arenas (zlib's, computed here
+   * over the model's own arenas) */
+  CHECK(H5Aget_num_attrs(root) == 3);
+  const struct {
+    const char *name;
+    const float *arena;
+    size_t n;
+  } crcs[] = {{"unet_crc32_params", m.params, m.num_params}, {"unet_crc32_state", m.state, m.num_state}};
+  for (int k = 0; k < 2; k++) {
+    uint32_t stored = 0, want = (uint32_t)crc32(0, (const unsigned char *)crcs[k].arena, (uInt)(crcs[k].n * 4));
+    hid_t a = H5Aopen(root, crcs[k].name, H5P_DEFAULT);
+    CHECK(a >= 0 && H5Aread(a, H5T_NATIVE_UINT32, &stored) >= 0);
+    if (a >= 0) H5Aclose(a);
+    CHECK_MSG(stored == want && want != 0, "%s = 0x%08x, crc32 of the arena 0x%08x", crcs[k].name, stored, want);
+  }
   int32_t size[2] = {0, 0};
   hid_t attr = H5Aopen(root, "unet_input_size", H5P_DEFAULT);
   CHECK(attr >= 0 && H5Aread(attr, H5T_NATIVE_INT32, size) >= 0);

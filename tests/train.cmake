@@ -35,3 +35,8 @@ unet_add_script_test(test_train_stall test_train_stall.sh 300 "train;mpi")
 unet_add_script_test(test_multihost test_multihost.sh 300 "train;mpi")
 # One short training with --mca btl tcp,self over loopback, bit-identical to shared memory.
 unet_add_script_test(test_train_tcp test_train_tcp.sh 300 "train;mpi")
+# Checksummed data end to end: a shard with a flipped bit in one image, a
+# checkpoint with a flipped bit in its weights; both end the job cleanly.
+add_executable(h5-data-offset tests/tools/h5_data_offset.c)
+target_link_libraries(h5-data-offset PRIVATE unet_h5)
+unet_add_script_test(test_train_corrupt test_train_corrupt.sh 300 "train;mpi")

@@ -34,6 +34,11 @@ typedef struct {
 void h5_quiet_begin(H5Quiet *q);
 void h5_quiet_end(const H5Quiet *q);
 
+/* 1 when a message on HDF5's current error stack contains needle (ASCII case
+ * ignored), e.g. "checksum" after a read failed in the Fletcher-32 filter.
+ * Call it right after the failing call: the next HDF5 call clears the stack. */
+int h5_error_stack_mentions(const char *needle);
+
 /* "(3,3,64,128)"; ndim 0 gives "()". */
 void h5_format_shape(char *out, size_t out_len, int ndim, const long long *dims);
 

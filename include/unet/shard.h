@@ -7,7 +7,11 @@
  * the raw mask value of each class), seed (int64), tool_version (string),
  * kind ("train", "val" or "test"); optional: ignore_value (int32, the raw mask
  * value whose pixels are stored as class id SHARD_IGNORE_ID and count in no
- * loss or metric), mask_threshold (int32: class 1 = raw value >= T, 0 below). */
+ * loss or metric), mask_threshold (int32: class 1 = raw value >= T, 0 below).
+ * Every chunk of /images and /masks carries HDF5's Fletcher-32 checksum
+ * filter (after the optional deflate): a flipped bit fails the read of that
+ * sample with a message naming the file and the sample index. Shards written
+ * before the filter existed still load (with a note, once per process). */
 #ifndef UNET_SHARD_H
 #define UNET_SHARD_H
 #include <stddef.h>
@@ -16,6 +20,7 @@
 #define SHARD_MAX_CLASSES 256
 #define SHARD_NAME_MAX 256 /* longest stored name, including the NUL */
 #define SHARD_IGNORE_ID 255 /* class id of ignored pixels (in a file with has_ignore) */
+#define SHARD_MAX_SIDE 16384 /* largest height or width the reader accepts */
 
 typedef struct {
   int height, width, num_classes;
@@ -57,6 +62,8 @@ int shard_library_threadsafe(void);
 ShardReader *shard_reader_open(const char *path, char *err, size_t err_len);
 const ShardInfo *shard_reader_info(const ShardReader *r);
 long shard_reader_count(const ShardReader *r);
+/* 1 when the file's /images and /masks chunks carry Fletcher-32 checksums. */
+int shard_reader_checksummed(const ShardReader *r);
 /* Read sample i (one chunk each). image: H*W*3 bytes, mask: H*W bytes; name
  * may be NULL, else at least name_len bytes. Either of image/mask may be NULL
  * to skip it. */

@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "unet/h5_io.h"
@@ -56,6 +57,9 @@ static hid_t create_sample_dataset(hid_t file, const char *name, int rank, const
   H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER); /* every chunk is written whole */
   H5Pset_obj_track_times(dcpl, 0);             /* same input, same bytes */
   if (deflate_level > 0) H5Pset_deflate(dcpl, (unsigned)deflate_level);
+  /* last in the pipeline: the checksum covers the bytes as stored (after
+   * compression), so any flipped bit in a chunk fails its read */
+  H5Pset_fletcher32(dcpl);
   hid_t ds = H5Dcreate2(file, name, H5T_STD_U8LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
   H5Pclose(dcpl);
   H5Sclose(space);
@@ -123,7 +127,11 @@ static long first_bad_class_id(const uint8_t *mask, size_t pixels, const ShardIn
 }
 
 /* Reads or writes sample `index` of a [N, ...] uint8 dataset through a
- * hyperslab of one sample (sample_dims: the dimensions after N). */
+ * hyperslab of one sample (sample_dims: the dimensions after N). Returns 0,
+ * -1 on failure, or SAMPLE_BAD_CHECKSUM when a read failed because a chunk
+ * does not match its Fletcher-32 checksum (looked up on HDF5's error stack
+ * before the next call clears it). */
+#define SAMPLE_BAD_CHECKSUM (-2)
 static int sample_io(hid_t ds, int rank, const hsize_t *sample_dims, long index, uint8_t *data, int write) {
   hsize_t start[4] = {(hsize_t)index, 0, 0, 0}, count[4] = {1, 0, 0, 0};
   for (int d = 1; d < rank; d++) count[d] = sample_dims[d - 1];
@@ -133,21 +141,15 @@ static int sample_io(hid_t ds, int rank, const hsize_t *sample_dims, long index,
   if (st >= 0)
     st = write ? H5Dwrite(ds, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, data)
                : H5Dread(ds, H5T_NATIVE_UINT8, mspace, fspace, H5P_DEFAULT, data);
+  int bad_checksum = st < 0 && !write && h5_error_stack_mentions("checksum");
   H5Sclose(mspace);
   H5Sclose(fspace);
-  return st < 0 ? -1 : 0;
+  return bad_checksum ? SAMPLE_BAD_CHECKSUM : st < 0 ? -1 : 0;
 }
 
-static int write_sample(hid_t ds, int rank, const hsize_t *sample_dims, long index, const uint8_t *data,
-                        int direct) {
-  hsize_t start[4] = {(hsize_t)index, 0, 0, 0};
-  if (direct) {
-    /* one sample == one whole unfiltered chunk: hand the bytes straight to
-     * the file, skipping selection, conversion and the chunk cache */
-    size_t bytes = 1;
-    for (int d = 1; d < rank; d++) bytes *= (size_t)sample_dims[d - 1];
-    return H5Dwrite_chunk(ds, H5P_DEFAULT, 0, start, bytes, data) < 0 ? -1 : 0;
-  }
+/* Through the filter pipeline (never H5Dwrite_chunk): it computes each
+ * chunk's Fletcher-32 checksum. */
+static int write_sample(hid_t ds, int rank, const hsize_t *sample_dims, long index, const uint8_t *data) {
   return sample_io(ds, rank, sample_dims, index, (uint8_t *)data, 1);
 }
 
@@ -189,9 +191,8 @@ static int writer_append(ShardWriter *w, const uint8_t *image_hw3, const uint8_t
     w->names_cap = cap;
   }
   hsize_t img_dims[3] = {(hsize_t)H, (hsize_t)W, 3}, mask_dims[2] = {(hsize_t)H, (hsize_t)W};
-  const int direct = w->info.deflate_level == 0;
-  if (write_sample(w->images, 4, img_dims, w->count, image_hw3, direct) < 0 ||
-      write_sample(w->masks, 3, mask_dims, w->count, mask_hw, direct) < 0) {
+  if (write_sample(w->images, 4, img_dims, w->count, image_hw3) < 0 ||
+      write_sample(w->masks, 3, mask_dims, w->count, mask_hw) < 0) {
     h5_fail(err, err_len, NULL, "%s: write of sample %ld ('%s') failed (disk full or I/O error?)", w->out.tmp, w->count, name);
     return -1;
   }
@@ -325,7 +326,71 @@ struct ShardReader {
   ShardInfo info;
   hid_t file, images, masks, names;
   long count;
+  int checksummed; /* /images and /masks carry the Fletcher-32 filter */
+  int images_fletcher, masks_fletcher, images_deflate, masks_deflate;
 };
+
+/* Checks that dataset /name (dims[rank], dims[0] = N) is stored as the
+ * schema says, one sample per chunk [1, dims...], and whether its chunks
+ * carry the Fletcher-32 checksum (*fletcher) and are deflated (*deflate). Validated before any read: a
+ * crafted file must not make HDF5 allocate or decode chunks of another shape. */
+static int check_storage(const ShardReader *r, hid_t ds, const char *name, int rank, const hsize_t *dims,
+                         int *fletcher, int *deflate, char *err, size_t err_len) {
+  hid_t dcpl = H5Dget_create_plist(ds);
+  if (dcpl < 0) return h5_fail(err, err_len, NULL, "%s: cannot read the storage properties of /%s", r->path, name);
+  int rc = 0;
+  hsize_t chunk[4] = {0, 0, 0, 0};
+  if (H5Pget_layout(dcpl) != H5D_CHUNKED || H5Pget_chunk(dcpl, rank, chunk) != rank) {
+    rc = h5_fail(err, err_len, NULL, "%s: /%s is not stored in chunks (the shard schema keeps one sample per chunk)",
+                 r->path, name);
+  } else {
+    int one_sample = chunk[0] == 1;
+    for (int d = 1; d < rank; d++) one_sample = one_sample && chunk[d] == dims[d];
+    if (!one_sample)
+      rc = h5_fail(err, err_len, NULL, "%s: /%s has chunks of [%llu,%llu,%llu%s], want one sample [1,%llu,%llu%s]",
+                   r->path, name, (unsigned long long)chunk[0], (unsigned long long)chunk[1],
+                   (unsigned long long)chunk[2], rank == 4 ? ",3" : "", (unsigned long long)dims[1],
+                   (unsigned long long)dims[2], rank == 4 ? ",3" : "");
+  }
+  /* only the filters shards are written with: any other one would run
+   * decoder code on the file's bytes that the schema never needs */
+  *fletcher = *deflate = 0;
+  int nfilters = rc == 0 ? H5Pget_nfilters(dcpl) : 0;
+  for (int k = 0; k < nfilters && rc == 0; k++) {
+    unsigned flags = 0, filter_config = 0;
+    size_t nvalues = 0;
+    H5Z_filter_t id = H5Pget_filter2(dcpl, (unsigned)k, &flags, &nvalues, NULL, 0, NULL, &filter_config);
+    if (id == H5Z_FILTER_FLETCHER32)
+      *fletcher = 1;
+    else if (id == H5Z_FILTER_DEFLATE)
+      *deflate = 1;
+    else
+      rc = h5_fail(err, err_len, NULL, "%s: /%s uses HDF5 filter %d; shards use only deflate and Fletcher-32", r->path,
+                   name, (int)id);
+  }
+  H5Pclose(dcpl);
+  return rc;
+}
+
+/* Checks the stored chunk of sample i before HDF5 decodes it: without
+ * deflate its size is known exactly (the sample, plus 4 bytes of
+ * Fletcher-32), and HDF5 1.10 copies a whole sample out of a shorter chunk
+ * without checking (found by fuzz_shard). 0 ok, -1 with a message. */
+static int check_chunk(const ShardReader *r, hid_t ds, const char *name, long i, size_t sample_bytes, int fletcher,
+                       int deflate, char *err, size_t err_len) {
+  hsize_t coord[4] = {(hsize_t)i, 0, 0, 0}, stored = 0;
+  unsigned filter_mask = 0;
+  haddr_t addr = HADDR_UNDEF;
+  if (H5Dget_chunk_info_by_coord(ds, coord, &filter_mask, &addr, &stored) < 0 || addr == HADDR_UNDEF)
+    return h5_fail(err, err_len, NULL, "%s: /%s sample %ld has no stored chunk (truncated or damaged file)", r->path,
+                   name, i);
+  size_t want = sample_bytes + (fletcher ? 4 : 0);
+  int ok = deflate ? stored > (fletcher ? 4u : 0u) && stored <= 2 * want + 1024 : stored == want;
+  if (!ok)
+    return h5_fail(err, err_len, NULL, "%s: sample %ld is corrupt: its /%s chunk holds %llu bytes, %s %zu", r->path, i,
+                   name, (unsigned long long)stored, deflate ? "a compressed sample of" : "want", want);
+  return 0;
+}
 
 /* Opens dataset `name`, checks it is unsigned 8-bit (or, for names, a string)
  * with `rank` dims; fills dims. Returns -1 with a reason in err. */
@@ -374,6 +439,15 @@ static int validate(ShardReader *r, char *err, size_t err_len) {
     return -1;
   }
   r->count = (long)di[0];
+  if (di[1] > SHARD_MAX_SIDE || di[2] > SHARD_MAX_SIDE) {
+    h5_fail(err, err_len, NULL, "%s: /images samples are %llux%llu (HxW), more than %d on a side", r->path,
+            (unsigned long long)di[1], (unsigned long long)di[2], SHARD_MAX_SIDE);
+    return -1;
+  }
+  if (check_storage(r, r->images, "images", 4, di, &r->images_fletcher, &r->images_deflate, err, err_len) < 0 ||
+      check_storage(r, r->masks, "masks", 3, dm, &r->masks_fletcher, &r->masks_deflate, err, err_len) < 0)
+    return -1;
+  r->checksummed = r->images_fletcher && r->masks_fletcher;
   ShardInfo *in = &r->info;
   int32_t v;
   if (h5_read_attr_ints(r->file, "height", H5T_NATIVE_INT32, &v, 0, r->path, err, err_len) < 0) return -1;
@@ -433,11 +507,32 @@ ShardReader *shard_reader_open(const char *path, char *err, size_t err_len) {
     shard_reader_close(r);
     return NULL;
   }
+  /* once per process: a data set is usually many shards made alike */
+  static atomic_int noted = 0;
+  if (!r->checksummed && atomic_exchange(&noted, 1) == 0)
+    unet_info("note: %s has no per-chunk checksums (written before unet-preprocess added them): a flipped bit "
+              "in it would go unnoticed; run unet-preprocess again to add them (further such shards are not "
+              "reported)", path);
   return r;
 }
 
+int shard_reader_checksummed(const ShardReader *r) { return r->checksummed; }
+
 const ShardInfo *shard_reader_info(const ShardReader *r) { return &r->info; }
 long shard_reader_count(const ShardReader *r) { return r->count; }
+
+/* The message for a failed read of sample i of /dataset (st from sample_io),
+ * naming the sample by index and, when its entry in /names reads, by name. */
+static int read_failure(ShardReader *r, const char *dataset, long i, int st, char *err, size_t err_len) {
+  char name[SHARD_NAME_MAX + 8] = "", stored[SHARD_NAME_MAX];
+  if (h5_read_string_at(r->names, i, stored, sizeof stored) == 0) snprintf(name, sizeof name, " ('%s')", stored);
+  if (st == SAMPLE_BAD_CHECKSUM)
+    return h5_fail(err, err_len, NULL,
+                   "%s: sample %ld%s is corrupt: its /%s chunk fails the Fletcher-32 checksum (the file changed "
+                   "after it was written: disk, network or copy error); recreate it with unet-preprocess",
+                   r->path, i, name, dataset);
+  return h5_fail(err, err_len, NULL, "%s: cannot read /%s sample %ld%s (corrupt file?)", r->path, dataset, i, name);
+}
 
 static int reader_read(ShardReader *r, long i, uint8_t *image, uint8_t *mask, char *name, size_t name_len, char *err,
                        size_t err_len) {
@@ -447,15 +542,16 @@ static int reader_read(ShardReader *r, long i, uint8_t *image, uint8_t *mask, ch
   }
   const int H = r->info.height, W = r->info.width;
   hsize_t img_dims[3] = {(hsize_t)H, (hsize_t)W, 3}, mask_dims[2] = {(hsize_t)H, (hsize_t)W};
-  if (image && sample_io(r->images, 4, img_dims, i, image, 0) < 0) {
-    h5_fail(err, err_len, NULL, "%s: cannot read /images sample %ld (corrupt file?)", r->path, i);
+  const size_t pixels = (size_t)H * W;
+  if (image && check_chunk(r, r->images, "images", i, pixels * 3, r->images_fletcher, r->images_deflate, err,
+                           err_len) < 0)
     return -1;
-  }
+  int st = image ? sample_io(r->images, 4, img_dims, i, image, 0) : 0;
+  if (st < 0) return read_failure(r, "images", i, st, err, err_len);
   if (mask) {
-    if (sample_io(r->masks, 3, mask_dims, i, mask, 0) < 0) {
-      h5_fail(err, err_len, NULL, "%s: cannot read /masks sample %ld (corrupt file?)", r->path, i);
-      return -1;
-    }
+    if (check_chunk(r, r->masks, "masks", i, pixels, r->masks_fletcher, r->masks_deflate, err, err_len) < 0) return -1;
+    st = sample_io(r->masks, 3, mask_dims, i, mask, 0);
+    if (st < 0) return read_failure(r, "masks", i, st, err, err_len);
     /* class ids index the loss: a bad id must never reach it */
     long bad = first_bad_class_id(mask, (size_t)H * W, &r->info);
     if (bad >= 0) {

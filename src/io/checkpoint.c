@@ -26,6 +26,9 @@
  *   exact Adam hyper-parameters; Keras keeps only a float32 learning rate),
  *   data_order int32, best_epoch int64 (both optional on reading: a checkpoint
  *   written before they existed used the shard order, best epoch unknown = epoch).
+ * Root attributes: those of the weights file (weights_keras.c) and
+ * unet_crc32_adam, the CRC-32 of the Adam m then v arenas (arena_crc.c),
+ * checked on loading when present.
  * Version 1 also stored rng_state uint64[4] and lr float32: a generator never
  * drawn from and a third copy of the learning rate. Version 1 files load (the
  * two are ignored). */
@@ -109,6 +112,8 @@ static int write_train(hid_t file, const Adam *opt, const TrainState *ts, const 
 static int write_checkpoint_file(hid_t file, void *ctx, char *err, size_t err_len) {
   const CheckpointWrite *w = ctx;
   if (io_write_model(file, w->m, w->path, err, err_len) != 0) return -1;
+  uint32_t adam_crc = io_arena_crc32(w->opt->v, w->m->num_params, io_arena_crc32(w->opt->m, w->m->num_params, 0));
+  if (io_write_crc_attr(file, IO_CRC_ADAM_ATTR, adam_crc, w->path, err, err_len) != 0) return -1;
   if (write_optimizer(file, w->m, w->opt, w->path, err, err_len) != 0) return -1;
   return write_train(file, w->opt, w->ts, w->path, err, err_len);
 }
@@ -240,6 +245,9 @@ int checkpoint_load(UNet *m, Adam *opt, TrainState *ts, const char *path, char *
   if (file >= 0) {
     rc = io_read_model(file, m, params, state, path, err, err_len);
     if (rc == 0) rc = read_optimizer(file, m, &iterations, &keras_lr, mom, vel, path, err, err_len);
+    if (rc == 0)
+      rc = io_verify_crc_attr(file, IO_CRC_ADAM_ATTR, io_arena_crc32(vel, np, io_arena_crc32(mom, np, 0)),
+                              "Adam moments (m, v)", path, err, err_len);
     if (rc == 0) rc = read_train(file, &new_ts, &hyper, path, err, err_len);
     if (rc == 0 && iterations < 0) rc = h5_fail(err, err_len, path, "negative Adam iterations (%lld)", (long long)iterations);
     H5Fclose(file);

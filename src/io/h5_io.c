@@ -9,7 +9,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
+
+/* strstr ignoring ASCII case (strcasestr is a GNU extension). */
+static const char *strcasestr_ascii(const char *hay, const char *needle) {
+  size_t n = strlen(needle);
+  for (; *hay; hay++)
+    if (strncasecmp(hay, needle, n) == 0) return hay;
+  return NULL;
+}
 
 int h5_fail(char *err, size_t err_len, const char *path, const char *fmt, ...) {
   if (err && err_len) {
@@ -33,6 +42,19 @@ void h5_quiet_begin(H5Quiet *q) {
 }
 
 void h5_quiet_end(const H5Quiet *q) { H5Eset_auto2(H5E_DEFAULT, q->func, q->data); }
+
+static herr_t mentions_fn(unsigned n, const H5E_error2_t *e, void *ctx) {
+  (void)n;
+  const char **needle = ctx;
+  if (e->desc && strcasestr_ascii(e->desc, *needle)) *needle = NULL; /* found: stop looking */
+  return 0;
+}
+
+int h5_error_stack_mentions(const char *needle) {
+  const char *look = needle;
+  if (H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, mentions_fn, &look) < 0) return 0;
+  return look == NULL;
+}
 
 void h5_format_shape(char *out, size_t out_len, int ndim, const long long *dims) {
   size_t used = 0;
@@ -381,8 +403,13 @@ typedef herr_t (*StringReadFn)(hid_t mem_type, void *buf, void *ctx);
 static int read_string(hid_t stored, StringReadFn read, void *ctx, char *out, size_t out_len) {
   if (H5Tget_class(stored) != H5T_STRING) return -1;
   int ok;
+  /* memory type in the stored character set: HDF5 converts no string
+   * between ASCII and UTF-8 (h5py writes bytes as ASCII, str as UTF-8) */
+  H5T_cset_t cset = H5Tget_cset(stored);
+  if (cset < 0) return -1;
   if (H5Tis_variable_str(stored) > 0) {
     hid_t mt = h5_string_type();
+    H5Tset_cset(mt, cset);
     char *s = NULL;
     ok = read(mt, &s, ctx) >= 0;
     if (ok) snprintf(out, out_len, "%s", s ? s : "");
@@ -393,6 +420,7 @@ static int read_string(hid_t stored, StringReadFn read, void *ctx, char *out, si
     char *buf = calloc(1, size + 1);
     hid_t mt = H5Tcopy(H5T_C_S1);
     H5Tset_size(mt, size + 1);
+    H5Tset_cset(mt, cset);
     ok = buf && read(mt, buf, ctx) >= 0;
     if (ok) snprintf(out, out_len, "%s", buf);
     H5Tclose(mt);

@@ -18,8 +18,10 @@
  *    _trainable_variables + _non_trainable_variables, stored as the numpy array
  *    (float32, Keras shape, contiguous, no attributes, no compression).
  *  - No attributes anywhere in a .weights.h5 (H5IOStore writes none, and reads
- *    none but a dataset's "dtype" for bfloat16): we add one root attribute,
- *    unet_input_size (weights_info.h), which Keras never looks at.
+ *    none but a dataset's "dtype" for bfloat16): we add root attributes Keras
+ *    never looks at: unet_input_size (weights_info.h) and the CRC-32 of the
+ *    parameter and statistics arenas (arena_crc.c), checked on loading when
+ *    present.
  *  - Metrics have no save_own_variables, so compiled metrics add no groups; a
  *    compiled model adds "/optimizer/vars" (see checkpoint.c), which we write
  *    only in checkpoints.
@@ -43,6 +45,9 @@
 #include "unet/util.h"
 
 int io_write_model(hid_t file, const UNet *m, const char *path, char *err, size_t err_len) {
+  if (io_write_crc_attr(file, IO_CRC_PARAMS_ATTR, io_arena_crc32(m->params, m->num_params, 0), path, err, err_len) ||
+      io_write_crc_attr(file, IO_CRC_STATE_ATTR, io_arena_crc32(m->state, m->num_state, 0), path, err, err_len))
+    return -1;
   return io_write_model_values(file, m, m->params, m->state, path, err, err_len);
 }
 
@@ -144,6 +149,13 @@ int io_read_model(hid_t file, const UNet *m, float *params_out, float *state_out
     }
   }
   H5Gclose(layers);
+  /* the checksums of what was read, in arena order (absent in Keras's files) */
+  if (rc == 0)
+    rc = io_verify_crc_attr(file, IO_CRC_PARAMS_ATTR, io_arena_crc32(params_out, m->num_params, 0),
+                            "layer weights", path, err, err_len);
+  if (rc == 0)
+    rc = io_verify_crc_attr(file, IO_CRC_STATE_ATTR, io_arena_crc32(state_out, m->num_state, 0),
+                            "BatchNorm statistics", path, err, err_len);
   return rc;
 }
 
@@ -186,18 +198,26 @@ int weights_load_keras(UNet *m, const char *path, char *err, size_t err_len) {
 int weights_num_classes(const char *path, int *classes, char *err, size_t err_len) {
   /* The layer names and shapes come from the model itself (built small, with
    * any class count): the head is the last layer, its kernel the last 4-d
-   * variable, (k, k, channels in, classes). */
-  UNet probe;
-  if (unet_create(&probe, 16, 16, 2, err, err_len) != 0) return -1;
-  const ModelVar *head = NULL;
-  for (int i = probe.num_vars - 1; i >= 0 && !head; i--)
-    if (probe.vars[i].ndim == 4) head = &probe.vars[i];
+   * variable, (k, k, channels in, classes). Found once: building (and
+   * initialising) the 2M-parameter probe takes tens of ms, and HDF5 callers
+   * run on one thread. */
+  static ModelVar head_var;
+  static int head_known = 0;
+  if (!head_known) {
+    UNet probe;
+    if (unet_create(&probe, 16, 16, 2, err, err_len) != 0) return -1;
+    for (int i = probe.num_vars - 1; i >= 0 && !head_known; i--)
+      if (probe.vars[i].ndim == 4) head_var = probe.vars[i], head_known = 1;
+    unet_destroy(&probe);
+    if (!head_known) return h5_fail(err, err_len, path, "internal error: the model has no 4-d head kernel");
+  }
+  const ModelVar *head = &head_var;
   H5Quiet q;
   h5_quiet_begin(&q);
   int rc = -1;
   hid_t file = h5_open_read(path, err, err_len);
   if (file >= 0) {
-    char what[2 * UNET_NAME_LEN + 32], index[16];
+    char what[2 * UNET_NAME_LEN + 96], index[16];
     snprintf(what, sizeof what, "head layer %s (variable %d)", head->layer, head->index);
     snprintf(index, sizeof index, "%d", head->index);
     /* /layers/<head>/vars/<i>, one group at a time so a missing one is named */
@@ -233,6 +253,5 @@ int weights_num_classes(const char *path, int *classes, char *err, size_t err_le
     H5Fclose(file);
   }
   h5_quiet_end(&q);
-  unet_destroy(&probe);
   return rc;
 }

@@ -25,6 +25,7 @@
 #include "prediction_pngs.h"
 #include "run.h"
 #include "stop_signal.h"
+#include "unet/comm.h"
 #include "unet/curves.h"
 #include "unet/gradients.h"
 #include "unet/rng.h"
@@ -283,6 +284,36 @@ static void start_watchdog(const Run *r) {
   watchdog_start(&w);
 }
 
+/* ---- RUN/status on a fatal error ------------------------------------------------ */
+/* A rank that fails (a corrupt sample, an unwritable checkpoint) writes
+ * `failed 1 step S epoch E` before MPI_Abort ends the job, so that a wrapper
+ * reading RUN/status never sees `running` for a job that is gone. Any rank may
+ * be the one that fails; it writes only where RUN/status already exists (the
+ * run started and this rank sees the folder). Armed once the loop begins. */
+static struct {
+  const char *out_dir;
+  _Atomic int armed;
+  _Atomic int64_t step;
+} g_failure;
+
+static void on_fatal(int code) {
+  if (atomic_load(&g_failure.armed)) {
+    char path[UNET_PATH_MAX];
+    unet_path_join(path, sizeof path, g_failure.out_dir, "status");
+    if (access(path, F_OK) == 0)
+      run_status_write(g_failure.out_dir, "failed", code, atomic_load(&g_failure.step), atomic_load(&g_stall.epoch));
+  }
+  comm_abort(code);
+}
+
+static void arm_failure_status(const Run *r) {
+  if (!writes_run_folder(r->cfg)) return;
+  g_failure.out_dir = r->cfg->out_dir;
+  atomic_store(&g_failure.step, r->ts.step);
+  atomic_store(&g_failure.armed, 1);
+  unet_set_fatal_hook(on_fatal);
+}
+
 /* ---- the loop ------------------------------------------------------------------ */
 int train_run(const TrainConfig *c) {
   Run run, *r = &run;
@@ -320,6 +351,7 @@ int train_run(const TrainConfig *c) {
     metrics_csv_start(r->path_csv, m->num_classes, c->resume ? r->ts.epoch : 0);
     run_status_write(c->out_dir, "running", -1, r->ts.step, r->ts.epoch);
   }
+  arm_failure_status(r);
 
   while (r->ts.epoch < c->epochs) {
     atomic_store(&g_stall.epoch, r->ts.epoch);
@@ -379,6 +411,7 @@ int train_run(const TrainConfig *c) {
             adam_decay_weights(m->params, m->vars[k].offset, m->vars[k].size, lr, c->weight_decay);
       adam_step(&r->opt, m->params, m->grads);
       r->ts.step++;
+      atomic_store(&g_failure.step, r->ts.step);
       r->ts.step_in_epoch = s + 1;
       loss_sum += step_loss;
       steps_run++;
