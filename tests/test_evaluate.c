@@ -128,6 +128,24 @@ int main(void) {
     snprintf(cmd, sizeof cmd, "cmp -s ev1/%s ev3/%s", files[i], files[i]);
     CHECK_MSG(sh(cmd) == 0, "%s differs between 1 and 3 ranks", files[i]);
   }
+  /* --tta flip: this model's logits are the same at every pixel, so the mean
+   * of an image's and its mirror's is too: the same numbers, recorded as flip,
+   * and the same bytes on 1 and 3 ranks */
+  snprintf(cmd, sizeof cmd, "%s/unet-evaluate --weights w.weights.h5 --data test.h5 --out evt1 --threads 1 --tta flip "
+           "--quiet > outt1.txt 2> errt1.txt && mpirun --oversubscribe --bind-to none -np 3 %s/unet-evaluate --weights "
+           "w.weights.h5 --data test.h5 --out evt3 --threads 1 --tta flip --quiet > outt3.txt 2> errt3.txt",
+           UNET_BINARY_DIR, UNET_BINARY_DIR);
+  CHECK(sh(cmd) == 0);
+  char *metrics_tta = slurp("evt1/metrics.csv");
+  char row_tta[sizeof want + 16];
+  snprintf(row_tta, sizeof row_tta, "%s,\"flip\"\n", want);
+  CHECK_MSG(strstr(metrics_tta, row_tta) != NULL, "--tta flip metrics.csv:\n%s\nwant a row ending in %s", metrics_tta,
+            row_tta);
+  CHECK_MSG(sh("cmp -s evt1/metrics.csv evt3/metrics.csv") == 0, "--tta flip: metrics.csv differs between 1 and 3 ranks");
+  snprintf(cmd, sizeof cmd, "%s/unet-evaluate --weights w.weights.h5 --data test.h5 --out ev8 --tta mirror 2> err8.txt",
+           UNET_BINARY_DIR);
+  CHECK(sh(cmd) == 2);
+  xfree(metrics_tta);
   /* the heat map: each row's whole share in column 1 */
   Image img;
   snprintf(path, sizeof path, "%s/ev1/confusion.png", g_work);

@@ -1,7 +1,7 @@
 /* eval_report.h - what unet-evaluate writes into its output folder, from the
  * confusion matrix and the loss of a scored shard file:
  *   metrics.csv     one row: weights, data, bn_statistics, samples, counted
- *                   pixels, loss, pixel_accuracy, mean_iou, then iou_0..iou_{C-1}
+ *                   pixels, loss, pixel_accuracy, mean_iou, iou_0..iou_{C-1}, tta
  *   per_class.csv   class, iou, precision, recall, true_pixels, predicted_pixels
  *                   (empty fields where a value is undefined: a class absent and
  *                   never predicted)
@@ -22,6 +22,7 @@ typedef struct {
   long samples;
   const char *weights, *data; /* for the record in metrics.csv */
   const char *bn_statistics;  /* "moving", or how they were recomputed */
+  const char *tta;            /* test-time augmentation: "none" or "flip" */
 } EvalSummary;
 
 /* Side of one heat-map cell in pixels for C classes. */

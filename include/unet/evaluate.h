@@ -30,6 +30,10 @@ typedef struct {
  * Keras's mean over every pixel. loss, accuracy and mean_iou are valid on rank 0. */
 void evaluate_set(UNet *m, ShardSet *set, const LossSpec *spec, float *x, uint8_t *labels, float *probs,
                   uint8_t *scratch, EvalResult *out);
+/* The same with flip test-time augmentation (unet_predict_flip_average): the
+ * loss and the confusion counts are those of the averaged logits. */
+void evaluate_set_flip_tta(UNet *m, ShardSet *set, const LossSpec *spec, float *x, uint8_t *labels, float *probs,
+                           uint8_t *scratch, EvalResult *out);
 void eval_result_free(EvalResult *r);
 
 #endif

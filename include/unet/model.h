@@ -115,6 +115,14 @@ void unet_average_batch_stats(UNet *m, const float *x, int n, int k, BatchNormRe
 void unet_predict(UNet *m, const float *x, int n, float *probs);
 const float *unet_last_logits(const UNet *m); /* [n, H, W, C] */
 
+/* Flip test-time augmentation (--tta flip, not Keras): the logits of x and of
+ * its mirror image (left-right), the latter mirrored back, averaged:
+ *   logits[b,y,x,:] = (f(x)[b,y,x,:] + f(mirror x)[b,y,W-1-x,:]) / 2,
+ * and probs = softmax(logits). The network is not mirror-symmetric (its
+ * kernels are not), so the two passes differ and their mean is a better
+ * estimate. Buffers: x_mirror [n, H, W, 3], logits [n, H, W, C]. */
+void unet_predict_flip_average(UNet *m, const float *x, int n, float *probs, float *x_mirror, float *logits);
+
 /* Time spent per layer kind in the last unet_train_step (seconds), for the
  * benchmark's breakdown. */
 typedef enum { TIME_CONV, TIME_CONVT, TIME_SEPARABLE, TIME_BN, TIME_POOL_UP, TIME_ELEMWISE, TIME_LOSS, TIME_KINDS } TimeKind;

@@ -48,6 +48,7 @@ typedef struct {
   double weight_decay;      /* decoupled (AdamW) decay of the kernels; 0 = Keras Adam */
   int early_stop;           /* >0: stop after this many epochs without a new best val_loss */
   int no_prefetch;          /* 1: read each batch on the training thread (same data, no overlap) */
+  int flip_tta;             /* --tta flip: validate on the mean logits of each image and its mirror */
   double stall_timeout;     /* --stall-timeout S: end a job stuck for S s (exit 5); 0 off; -1 automatic */
   /* users' own data: --class-weights auto|w0,w1,... (off: every pixel counts 1) */
   int class_weights_auto;

@@ -370,3 +370,27 @@ void unet_predict(UNet *m, const float *x, int n, float *probs) {
 }
 
 const float *unet_last_logits(const UNet *m) { return m->impl->logits; }
+
+/* dst[b, y, x, :] = src[b, y, W-1-x, :] for ch channels */
+static void mirror_rows(float *dst, const float *src, long rows, int W, int ch) {
+  for (long r = 0; r < rows; r++) {
+    const float *s = src + r * W * ch;
+    float *d = dst + r * W * ch;
+    for (int x = 0; x < W; x++) memcpy(d + (size_t)x * ch, s + (size_t)(W - 1 - x) * ch, ch * sizeof(float));
+  }
+}
+
+void unet_predict_flip_average(UNet *m, const float *x, int n, float *probs, float *x_mirror, float *logits) {
+  const int H = m->height, W = m->width, C = m->num_classes;
+  const long rows = (long)n * H, count = rows * W * C;
+  BatchNormReducer none = {0};
+  mirror_rows(x_mirror, x, rows, W, 3);
+  load_input(m, x_mirror, n);
+  forward(m, n, 0, none);
+  mirror_rows(logits, m->impl->logits, rows, W, C); /* f(mirror x), mirrored back */
+  load_input(m, x, n);
+  forward(m, n, 0, none);
+  const float *direct = m->impl->logits;
+  for (long i = 0; i < count; i++) logits[i] = 0.5f * (logits[i] + direct[i]);
+  softmax_forward(probs, logits, rows * W, C);
+}

@@ -70,7 +70,7 @@ static void metrics_csv(FILE *f, const EvalSummary *e) {
   int c = e->num_classes;
   fprintf(f, "weights,data,bn_statistics,samples,pixels,loss,pixel_accuracy,mean_iou");
   for (int k = 0; k < c; k++) fprintf(f, ",iou_%d", k);
-  fprintf(f, "\n");
+  fprintf(f, ",tta\n"); /* last: the columns before it keep their places */
   csv_string(f, e->weights);
   fputc(',', f);
   csv_string(f, e->data);
@@ -86,6 +86,8 @@ static void metrics_csv(FILE *f, const EvalSummary *e) {
     fputc(',', f);
     csv_number(f, confusion_iou(e->confusion, c, k));
   }
+  fputc(',', f);
+  csv_string(f, e->tta ? e->tta : "none");
   fprintf(f, "\n");
 }
 

@@ -8,8 +8,8 @@
 #include "unet/util.h"
 #include "unet/watchdog.h"
 
-void evaluate_set(UNet *m, ShardSet *set, const LossSpec *spec, float *x, uint8_t *labels, float *probs,
-                  uint8_t *scratch, EvalResult *out) {
+static void evaluate(UNet *m, ShardSet *set, const LossSpec *spec, int flip_tta, float *x, uint8_t *labels,
+                     float *probs, uint8_t *scratch, EvalResult *out) {
   int C = m->num_classes, rank = comm_rank(), P = comm_size();
   long V = set->total, chunks = (V + EVAL_CHUNK - 1) / EVAL_CHUNK;
   long pixels = (long)m->height * m->width;
@@ -19,6 +19,11 @@ void evaluate_set(UNet *m, ShardSet *set, const LossSpec *spec, float *x, uint8_
   out->confusion = xcalloc((size_t)C * C, sizeof(int64_t), "confusion matrix");
   out->samples = V;
   long index[EVAL_CHUNK], mine = 0;
+  float *x_mirror = NULL, *tta_logits = NULL; /* [EVAL_CHUNK, H, W, 3], [EVAL_CHUNK, H, W, C] */
+  if (flip_tta) {
+    x_mirror = xmalloc((size_t)EVAL_CHUNK * pixels * 3 * sizeof(float), "mirrored evaluation batch");
+    tta_logits = xmalloc((size_t)EVAL_CHUNK * pixels * C * sizeof(float), "averaged logits");
+  }
   char err[1024];
   for (long j = rank; j < chunks; j += P) {
     long first = j * EVAL_CHUNK;
@@ -26,12 +31,18 @@ void evaluate_set(UNet *m, ShardSet *set, const LossSpec *spec, float *x, uint8_
     for (int i = 0; i < n; i++) index[i] = first + i;
     if (shardset_read_batch(set, index, n, NULL, 0, 0, x, labels, scratch, err, sizeof err) != 0)
       unet_fatal("evaluation data: %s", err);
-    unet_predict(m, x, n, probs);
+    const float *logits = tta_logits;
+    if (flip_tta) {
+      unet_predict_flip_average(m, x, n, probs, x_mirror, tta_logits);
+    } else {
+      unet_predict(m, x, n, probs);
+      logits = unet_last_logits(m);
+    }
     if (plain) {
-      per_image_xent(losses + mine, unet_last_logits(m), labels, n, pixels, C);
+      per_image_xent(losses + mine, logits, labels, n, pixels, C);
       for (int i = 0; i < n; i++) weights[mine + i] = (double)pixels;
     } else {
-      per_image_xent_weighted(losses + mine, weights + mine, unet_last_logits(m), labels, n, pixels, C, spec);
+      per_image_xent_weighted(losses + mine, weights + mine, logits, labels, n, pixels, C, spec);
     }
     confusion_add(out->confusion, probs, labels, n * pixels, C);
     mine += n;
@@ -68,6 +79,18 @@ void evaluate_set(UNet *m, ShardSet *set, const LossSpec *spec, float *x, uint8_
   }
   xfree(gathered);
   xfree(losses);
+  xfree(x_mirror);
+  xfree(tta_logits);
+}
+
+void evaluate_set(UNet *m, ShardSet *set, const LossSpec *spec, float *x, uint8_t *labels, float *probs,
+                  uint8_t *scratch, EvalResult *out) {
+  evaluate(m, set, spec, 0, x, labels, probs, scratch, out);
+}
+
+void evaluate_set_flip_tta(UNet *m, ShardSet *set, const LossSpec *spec, float *x, uint8_t *labels, float *probs,
+                           uint8_t *scratch, EvalResult *out) {
+  evaluate(m, set, spec, 1, x, labels, probs, scratch, out);
 }
 
 void eval_result_free(EvalResult *r) {

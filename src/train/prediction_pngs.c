@@ -28,7 +28,15 @@ void write_prediction_pngs(Run *r) {
       unet_fatal("validation data: %s", err);
   }
   unet_bytes_to_floats(r->x, images, (size_t)k * H * W * 3);
-  unet_predict(m, r->x, k, r->probs);
+  if (r->cfg->flip_tta) { /* the PNGs show what validation scored */
+    float *x_mirror = xmalloc((size_t)k * H * W * 3 * sizeof(float), "mirrored prediction images");
+    float *logits = xmalloc((size_t)k * H * W * C * sizeof(float), "averaged logits");
+    unet_predict_flip_average(m, r->x, k, r->probs, x_mirror, logits);
+    xfree(x_mirror);
+    xfree(logits);
+  } else {
+    unet_predict(m, r->x, k, r->probs);
+  }
   for (int i = 0; i < k; i++) {
     argmax_classes(pred, r->probs + (size_t)i * H * W * C, (long)H * W, C);
     render_prediction_panel(panel, images + (size_t)i * H * W * 3, r->labels + (size_t)i * H * W, pred, H, W);

@@ -32,6 +32,7 @@ static void usage(FILE *f) {
           "  --train-data DIR the training shards for --bn-recalibrate (default: the folder of --data)\n"
           "  --batch N        global batch of the recalibration, split over the ranks (default 32)\n"
           "  --threads N      OpenBLAS threads per rank (default: the cores of the rank)\n"
+          "  --tta flip       not Keras: average the logits of each image and its mirror image\n"
           "  --quiet          only errors (the metrics line is still printed on stdout)\n"
           "Pixels marked ignored at preprocessing (--ignore-value) count in no metric.\n"
           "exit codes: 0 done, 1 error, 2 bad command line\n");
@@ -39,7 +40,7 @@ static void usage(FILE *f) {
 
 typedef struct {
   const char *weights, *data, *out, *train_data;
-  int threads, quiet, bn_recalibrate, batch;
+  int threads, quiet, bn_recalibrate, batch, flip_tta;
 } EvalOptions;
 
 static void parse_args(int argc, char **argv, EvalOptions *o) {
@@ -54,7 +55,7 @@ static void parse_args(int argc, char **argv, EvalOptions *o) {
     }
     if (!strcmp(a, "--quiet")) { o->quiet = 1; continue; }
     int takes_value = !strcmp(a, "--weights") || !strcmp(a, "--data") || !strcmp(a, "--out") || !strcmp(a, "--threads") ||
-                      !strcmp(a, "--bn-recalibrate") || !strcmp(a, "--train-data") || !strcmp(a, "--batch");
+                      !strcmp(a, "--bn-recalibrate") || !strcmp(a, "--train-data") || !strcmp(a, "--batch") || !strcmp(a, "--tta");
     if (!takes_value) unet_usage_error("unknown option '%s'", a);
     if (!v) unet_usage_error("%s needs a value", a);
     i++;
@@ -62,6 +63,10 @@ static void parse_args(int argc, char **argv, EvalOptions *o) {
     else if (!strcmp(a, "--data")) o->data = v;
     else if (!strcmp(a, "--out")) o->out = v;
     else if (!strcmp(a, "--train-data")) o->train_data = v;
+    else if (!strcmp(a, "--tta")) {
+      if (!strcmp(v, "flip")) o->flip_tta = 1;
+      else if (strcmp(v, "none")) unet_usage_error("--tta: unknown '%s' (known: flip, none)", v);
+    }
     else {
       long n;
       if (unet_parse_int(v, &n) != 0 || n < 1 || n > 1000000) unet_usage_error("%s needs a positive integer, got '%s'", a, v);
@@ -144,7 +149,7 @@ int main(int argc, char **argv) {
   uint8_t *scratch = xmalloc(SHARDSET_SCRATCH_BYTES(m.height, m.width), "read buffer");
   LossSpec spec = {NULL, set.has_ignore ? SHARD_IGNORE_ID : -1};
   EvalResult res;
-  evaluate_set(&m, &set, &spec, x, labels, probs, scratch, &res);
+  (o.flip_tta ? evaluate_set_flip_tta : evaluate_set)(&m, &set, &spec, x, labels, probs, scratch, &res);
 
   int rc = UNET_EXIT_OK;
   if (rank == 0) {
@@ -157,7 +162,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
     char stats[128] = "moving";
     if (o.bn_recalibrate) snprintf(stats, sizeof stats, "recalibrated over %d x %d training samples", o.bn_recalibrate, o.batch);
-    EvalSummary sum = {C, res.confusion, res.loss, res.samples, o.weights, o.data, stats};
+    EvalSummary sum = {C, res.confusion, res.loss, res.samples, o.weights, o.data, stats, o.flip_tta ? "flip" : "none"};
     if (unet_mkdir_output(o.out) != 0) {
       unet_error("%s: cannot create: %s", o.out, strerror(errno));
       rc = UNET_EXIT_ERROR;

@@ -51,6 +51,7 @@ static void usage(FILE *f) {
           "                   float32 [N,H,W,C] in input order (held in memory: at most 4 GB)\n"
           "  --batch N        images per forward pass and rank (default 8)\n"
           "  --threads N      OpenBLAS threads per rank (default: the cores of the rank)\n"
+          "  --tta flip       not Keras: average the logits of each image and its mirror image\n"
           "A folder argument means its image files (by extension, sorted, not recursive).\n"
           "Options and images may come in any order; after -- every argument is an image.\n"
           "Two images with the same file stem are refused (their outputs would collide).\n"
@@ -59,7 +60,7 @@ static void usage(FILE *f) {
 
 typedef struct {
   const char *weights, *out, *probs_path;
-  int h, w, size_given, classes, batch, threads, original_size;
+  int h, w, size_given, classes, batch, threads, original_size, flip_tta;
   InputList inputs;
 } PredictOptions;
 
@@ -108,7 +109,7 @@ static void parse_args(int argc, char **argv, PredictOptions *o) {
     if (!strcmp(a, "--original-size")) { o->original_size = 1; continue; }
     int takes_value = !strcmp(a, "--weights") || !strcmp(a, "--out") || !strcmp(a, "--probs") ||
                       !strcmp(a, "--size") || !strcmp(a, "--classes") || !strcmp(a, "--batch") ||
-                      !strcmp(a, "--threads") || !strcmp(a, "--list");
+                      !strcmp(a, "--threads") || !strcmp(a, "--list") || !strcmp(a, "--tta");
     if (!takes_value) unet_usage_error("unknown option '%s'", a);
     if (!v) unet_usage_error("%s needs a value", a);
     i++;
@@ -116,6 +117,10 @@ static void parse_args(int argc, char **argv, PredictOptions *o) {
     else if (!strcmp(a, "--out")) o->out = v;
     else if (!strcmp(a, "--probs")) o->probs_path = v;
     else if (!strcmp(a, "--list")) lists[nlists++] = v;
+    else if (!strcmp(a, "--tta")) {
+      if (!strcmp(v, "flip")) o->flip_tta = 1;
+      else if (strcmp(v, "none")) unet_usage_error("--tta: unknown '%s' (known: flip, none)", v);
+    }
     else if (!strcmp(a, "--size")) {
       if (unet_parse_size(v, &o->h, &o->w) != 0) unet_usage_error("--size %s: want S or HxW, e.g. 160 or 160x128", v);
       if (o->h % UNET_SIZE_MULTIPLE || o->w % UNET_SIZE_MULTIPLE)
@@ -284,6 +289,8 @@ int main(int argc, char **argv) {
   float *x = xmalloc((size_t)batch * pix * 3 * sizeof(float), "input batch");
   uint8_t *rgb = xmalloc((size_t)batch * pix * 3, "resized images");
   float *probs = xmalloc((size_t)batch * pix * classes * sizeof(float), "probabilities");
+  float *x_mirror = o.flip_tta ? xmalloc((size_t)batch * pix * 3 * sizeof(float), "mirrored input batch") : NULL;
+  float *tta_logits = o.flip_tta ? xmalloc((size_t)batch * pix * classes * sizeof(float), "averaged logits") : NULL;
   float *all_probs = o.probs_path && rank == 0 ? xmalloc((size_t)count * pix * classes * sizeof(float), "all probabilities") : NULL;
   Image *photos = xcalloc((size_t)batch, sizeof *photos, "decoded photos");
   OutputCtx oc = {h, w, classes, o.original_size, o.out, NULL, NULL, 0};
@@ -300,7 +307,8 @@ int main(int argc, char **argv) {
       resize_bilinear_u8(photos[i].pixels, photos[i].height, photos[i].width, 3, rgb + (size_t)i * pix * 3, h, w);
     }
     unet_bytes_to_floats(x, rgb, (size_t)n * pix * 3);
-    if (n) unet_predict(&m, x, n, probs);
+    if (n && o.flip_tta) unet_predict_flip_average(&m, x, n, probs, x_mirror, tta_logits);
+    else if (n) unet_predict(&m, x, n, probs);
     for (int i = 0; i < n; i++) {
       write_outputs(&oc, &wr, o.inputs.paths[first + i], probs + (size_t)i * pix * classes, rgb + (size_t)i * pix * 3,
                     &photos[i]);
@@ -329,7 +337,7 @@ int main(int argc, char **argv) {
               size, o.out, o.probs_path ? " and probabilities to " : "", o.probs_path ? o.probs_path : "", s,
               count / (s > 0 ? s : 1), P);
   }
-  xfree(x); xfree(rgb); xfree(probs); xfree(all_probs); xfree(photos); xfree(wr.paths); xfree(oc.ids); xfree(oc.overlay);
+  xfree(x); xfree(x_mirror); xfree(tta_logits); xfree(rgb); xfree(probs); xfree(all_probs); xfree(photos); xfree(wr.paths); xfree(oc.ids); xfree(oc.overlay);
   inputs_free(&o.inputs);
   unet_destroy(&m);
   comm_finalize();

@@ -52,6 +52,8 @@ static void usage(FILE *f) {
           "  --lr-scaling linear|none  linear: --lr is for a global batch of 32, scaled by batch/32\n"
           "  --weight-decay W      decoupled (AdamW) decay of the kernels (default 0 = Keras Adam)\n"
           "  --early-stop N        stop after N epochs without a new best val_loss (default 0 = off)\n"
+          "  --tta flip|none       flip: validate (val_loss, metrics, best) on the mean logits of each\n"
+          "                        image and its mirror image (default none)\n"
           "  --no-prefetch         read each batch on the training thread (same data, no overlap)\n"
           "users' own data (see README \"Your own data\"):\n"
           "  --class-weights auto|w0,w1,...  weigh each pixel's loss by its class: auto = median-frequency\n"
@@ -122,6 +124,12 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--threads")) { bad = need_int(a, v, 1, &n); c.threads = (int)n; i++; }
     else if (!strcmp(a, "--val-images")) { bad = need_int(a, v, 0, &n); c.val_images = (int)n; i++; }
     else if (!strcmp(a, "--bn-recalibrate")) { bad = need_int(a, v, 1, &n); c.bn_recalibrate = (int)n; i++; }
+    else if (!strcmp(a, "--tta")) {
+      if (v && !strcmp(v, "flip")) c.flip_tta = 1;
+      else if (v && !strcmp(v, "none")) c.flip_tta = 0;
+      else bad = usage_fail("--tta: unknown '%s' (known: flip, none)", v ? v : "(nothing)");
+      i++;
+    }
     else if (!strcmp(a, "--lr")) {
       if (!v || unet_parse_double(v, &d) != 0 || !(d > 0)) bad = usage_fail("--lr needs a positive number, got '%s'", v ? v : "(nothing)");
       c.lr = d;

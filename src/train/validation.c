@@ -12,7 +12,8 @@ void validate(Run *r, ValResult *out) {
   UNet *m = &r->model;
   const int C = m->num_classes;
   EvalResult e;
-  evaluate_set(m, &r->val, &r->val_spec, r->x, r->labels, r->probs, r->scratch, &e);
+  (r->cfg->flip_tta ? evaluate_set_flip_tta : evaluate_set)(m, &r->val, &r->val_spec, r->x, r->labels, r->probs,
+                                                             r->scratch, &e);
   if (r->rank == 0) {
     out->loss = e.loss;
     out->accuracy = e.accuracy;
