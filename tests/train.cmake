@@ -40,3 +40,5 @@ unet_add_script_test(test_train_tcp test_train_tcp.sh 300 "train;mpi")
 add_executable(h5-data-offset tests/tools/h5_data_offset.c)
 target_link_libraries(h5-data-offset PRIVATE unet_h5)
 unet_add_script_test(test_train_corrupt test_train_corrupt.sh 300 "train;mpi")
+# The fuzz pass's judge of sanitizer reports (jobs/fuzz.sh --classify).
+unet_add_script_test(test_fuzz_classify test_fuzz_classify.sh 60 "")
