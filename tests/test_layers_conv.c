@@ -535,5 +535,8 @@ int main(void) {
   test_depthwise(1, 1, 1, 2, 32);
   test_depthwise(2, 1, 4, 2, 33);
   test_depthwise(2, 3, 3, 17, 34);
+  test_depthwise(1, 2, 1, 3, 35);  /* two taps per pixel */
+  test_depthwise(1, 2, 2, 16, 36); /* corners only: four taps, one AVX2 vector pair */
+  test_depthwise(1, 6, 5, 40, 37); /* nine taps, channels past a vector multiple */
   CHECK_DONE();
 }

@@ -252,6 +252,58 @@ static void test_batchnorm_infer(void) {
   check_float_arrays_close("batchnorm inference", y, want, 4, 1e-6, 1e-6);
 }
 
+/* The fused BatchNorm+ReLU functions against the unfused pair, bit for bit
+ * (memcmp): forward in training and inference, and the backward given the
+ * ReLU's gradient, which holds -0 and values where the ReLU is off. */
+static void test_batchnorm_relu_fused(long m, int c, uint64_t seed) {
+  char what[120];
+  UnetRng rng;
+  rng_seed(&rng, seed);
+  size_t len = (size_t)m * c;
+  float *x = xmalloc(len * sizeof(float), "x"), *dout = xmalloc(len * sizeof(float), "dout");
+  float *g = xmalloc((size_t)c * sizeof(float), "gamma"), *b = xmalloc((size_t)c * sizeof(float), "beta");
+  for (size_t i = 0; i < len; i++) x[i] = rng_uniform_range(&rng, -3, 5);
+  for (size_t i = 0; i < len; i++) dout[i] = i % 7 == 0 ? -0.0f : rng_uniform_range(&rng, -1, 1);
+  for (int i = 0; i < c; i++) g[i] = rng_uniform_range(&rng, 0.5f, 1.5f), b[i] = rng_uniform_range(&rng, -1, 1);
+  float *ws = bn_scratch(c);
+  size_t wsn = batchnorm_workspace_floats(c);
+  float *y1 = xmalloc(len * sizeof(float), "y1"), *y2 = xmalloc(len * sizeof(float), "y2");
+  float mean1[64], inv1[64], mean2[64], inv2[64], mm1[64], mv1[64], mm2[64], mv2[64];
+  for (int i = 0; i < c; i++) mm1[i] = mm2[i] = 0.1f * i, mv1[i] = mv2[i] = 1 + 0.2f * i;
+  batchnorm_forward_train(y1, mean1, inv1, mm1, mv1, x, g, b, m, c, 0.99f, 1e-3f, NO_REDUCER, ws, wsn);
+  relu_forward(y1, y1, (long)len);
+  batchnorm_relu_forward_train(y2, mean2, inv2, mm2, mv2, x, g, b, m, c, 0.99f, 1e-3f, NO_REDUCER, ws, wsn);
+  snprintf(what, sizeof what, "fused BN+ReLU train M=%ld C=%d: same bits", m, c);
+  CHECK_MSG(!memcmp(y1, y2, len * sizeof(float)) && !memcmp(mean1, mean2, c * sizeof(float)) &&
+                !memcmp(inv1, inv2, c * sizeof(float)) && !memcmp(mm1, mm2, c * sizeof(float)) &&
+                !memcmp(mv1, mv2, c * sizeof(float)),
+            "%s", what);
+  /* backward: unfused = relu_backward into zeros, then batchnorm_backward */
+  float *gr = floats_zero((long)len), *d1 = floats_zero((long)len), *d2 = floats_zero((long)len);
+  float *dg1 = floats_zero(c), *db1 = floats_zero(c), *dg2 = floats_zero(c), *db2 = floats_zero(c);
+  relu_backward(gr, dout, y1, (long)len);
+  batchnorm_backward(d1, dg1, db1, gr, x, mean1, inv1, g, m, c, NO_REDUCER, ws, wsn);
+  batchnorm_relu_backward(d2, dg2, db2, dout, y2, x, mean2, inv2, g, m, c, NO_REDUCER, ws, wsn);
+  snprintf(what, sizeof what, "fused BN+ReLU backward M=%ld C=%d: same bits", m, c);
+  CHECK_MSG(!memcmp(d1, d2, len * sizeof(float)) && !memcmp(dg1, dg2, c * sizeof(float)) &&
+                !memcmp(db1, db2, c * sizeof(float)),
+            "%s", what);
+  long off = 0;
+  for (size_t i = 0; i < len; i++) off += y2[i] == 0.0f;
+  CHECK_MSG(off > (long)len / 10 && off < (long)len * 9 / 10, "the ReLU is off on %ld of %zu values", off, len);
+  /* inference */
+  batchnorm_forward_infer(y1, x, g, b, mm1, mv1, m, c, 1e-3f, ws, wsn);
+  relu_forward(y1, y1, (long)len);
+  batchnorm_relu_forward_infer(y2, x, g, b, mm1, mv1, m, c, 1e-3f, ws, wsn);
+  snprintf(what, sizeof what, "fused BN+ReLU inference M=%ld C=%d: same bits", m, c);
+  CHECK_MSG(!memcmp(y1, y2, len * sizeof(float)), "%s", what);
+  printf("ok: fused BatchNorm+ReLU M=%ld C=%d: forward, backward and inference bit-identical to the pair (ReLU off "
+         "on %ld of %zu)\n",
+         m, c, off, len);
+  xfree(x), xfree(dout), xfree(g), xfree(b), xfree(ws), xfree(y1), xfree(y2);
+  xfree(gr), xfree(d1), xfree(d2), xfree(dg1), xfree(db1), xfree(dg2), xfree(db2);
+}
+
 /* ---- MaxPooling2D(3, stride 2, same) ---------------------------------------*/
 static void test_maxpool_hand(void) {
   /* 4x4 (even: pad 0 before, 1 after -> windows rows/cols {0,1,2}, {2,3}),
@@ -528,6 +580,9 @@ int main(void) {
   test_batchnorm_train(2, 2, 0, 3);    /* two pixels: channel 0's variance ~ eps */
   test_batchnorm_two_replicas();
   test_batchnorm_infer();
+  test_batchnorm_relu_fused(1000, 64, 21); /* vector loops */
+  test_batchnorm_relu_fused(37, 13, 22);   /* vector tails */
+  test_batchnorm_relu_fused(3, 1, 23);
   test_maxpool_hand();
   test_maxpool_gradient(2, 5, 7, 3, 10);
   test_maxpool_gradient(2, 6, 8, 2, 11);

@@ -95,6 +95,19 @@ void batchnorm_forward_infer(float *out, const float *in, const float *gamma, co
 void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                         const float *save_mean, const float *save_invstd, const float *gamma, long m, int c,
                         BatchNormReducer red, float *ws, size_t ws_floats);
+/* BatchNorm followed by ReLU in one pass over the data, bit for bit the
+ * unfused pair: out = relu_forward(batchnorm_forward_*(in)), and din += the
+ * BatchNorm backward of relu_backward(dout, relu_out) into a zeroed buffer
+ * (relu_out = the fused forward's out; dout [M, C] is the ReLU's gradient). */
+void batchnorm_relu_forward_train(float *out, float *save_mean, float *save_invstd, float *moving_mean,
+                                  float *moving_var, const float *in, const float *gamma, const float *beta, long m,
+                                  int c, float momentum, float eps, BatchNormReducer red, float *ws, size_t ws_floats);
+void batchnorm_relu_forward_infer(float *out, const float *in, const float *gamma, const float *beta,
+                                  const float *moving_mean, const float *moving_var, long m, int c, float eps,
+                                  float *ws, size_t ws_floats);
+void batchnorm_relu_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *relu_out,
+                             const float *in, const float *save_mean, const float *save_invstd, const float *gamma,
+                             long m, int c, BatchNormReducer red, float *ws, size_t ws_floats);
 
 /* ---- ReLU ------------------------------------------------------------------*/
 void relu_forward(float *out, const float *in, long count); /* out may equal in */

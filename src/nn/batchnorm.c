@@ -19,6 +19,7 @@
 
 #include "unet/layers.h"
 #include "unet/util.h"
+#include "vector_clones.h"
 
 
 size_t batchnorm_workspace_floats(int c) { return (size_t)2 * (2 * (size_t)c + 1) + (size_t)3 * c; }
@@ -42,7 +43,7 @@ static void check_shape(long m, int c, const char *who) {
 
 /* sums[ch] += sum over rows of (x - center[ch])^p, p = 1 or 2 (center may be
  * NULL for p = 1), each term rounded to float and added in double. */
-static void channel_sums(double *restrict sums, const float *restrict x, const float *restrict center, long m, int c,
+VECTOR_CLONES static void channel_sums(double *restrict sums, const float *restrict x, const float *restrict center, long m, int c,
                          int squared) {
   for (long r = 0; r < m; r++) {
     const float *row = x + (size_t)r * c;
@@ -56,9 +57,88 @@ static void channel_sums(double *restrict sums, const float *restrict x, const f
   }
 }
 
-void batchnorm_forward_train(float *out, float *save_mean, float *save_invstd, float *moving_mean, float *moving_var,
-                             const float *in, const float *gamma, const float *beta, long m, int c, float momentum,
-                             float eps, BatchNormReducer red, float *ws, size_t ws_floats) {
+/* y[r,ch] = (x[r,ch] - mean[ch]) * scale[ch] + beta[ch], then with RELU
+ * max(y, 0) exactly as relu_forward does it; out may equal in (element-wise,
+ * each element read before it is written). RELU is a constant in each
+ * caller, so the compiler makes two loops. */
+static inline void normalize_rows(float *out, const float *in, const float *restrict mean,
+                                  const float *restrict scale, const float *restrict beta, long m, int c, int relu) {
+  for (long r = 0; r < m; r++) {
+    const float *x = in + (size_t)r * c;
+    float *y = out + (size_t)r * c;
+    for (int ch = 0; ch < c; ch++) {
+      float v = (x[ch] - mean[ch]) * scale[ch] + beta[ch];
+      y[ch] = relu ? (v > 0.0f ? v : 0.0f) : v;
+    }
+  }
+}
+VECTOR_CLONES static void normalize(float *out, const float *in, const float *mean, const float *scale,
+                                    const float *beta, long m, int c) {
+  normalize_rows(out, in, mean, scale, beta, m, c, 0);
+}
+VECTOR_CLONES static void normalize_relu(float *out, const float *in, const float *mean, const float *scale,
+                                         const float *beta, long m, int c) {
+  normalize_rows(out, in, mean, scale, beta, m, c, 1);
+}
+
+/* The gradient that reaches the BatchNorm: dout itself, or with a ReLU after
+ * it (relu_out given) dout where relu_out > 0, else 0, added to 0.0f as
+ * relu_backward adds it into a zeroed buffer (so -0 becomes +0 the same way). */
+static inline float gated(const float *restrict dout, const float *restrict relu_out, size_t e) {
+  return relu_out ? 0.0f + (relu_out[e] > 0.0f ? dout[e] : 0.0f) : dout[e];
+}
+
+/* sums[ch] += dy, sums[c + ch] += dy * (x - mean), each term in double. */
+static inline void backward_sums_rows(double *restrict sums, const float *restrict dout, const float *restrict relu_out,
+                                      const float *restrict in, const float *restrict mean, long m, int c) {
+  for (long r = 0; r < m; r++) {
+    const float *restrict x = in + (size_t)r * c;
+    for (int ch = 0; ch < c; ch++) {
+      float dy = gated(dout, relu_out, (size_t)r * c + ch);
+      sums[ch] += (double)dy;
+      sums[c + ch] += (double)(dy * (x[ch] - mean[ch]));
+    }
+  }
+}
+VECTOR_CLONES static void backward_sums(double *restrict sums, const float *restrict dout, const float *restrict in,
+                                        const float *restrict mean, long m, int c) {
+  backward_sums_rows(sums, dout, NULL, in, mean, m, c);
+}
+VECTOR_CLONES static void backward_sums_relu(double *restrict sums, const float *restrict dout,
+                                             const float *restrict relu_out, const float *restrict in,
+                                             const float *restrict mean, long m, int c) {
+  backward_sums_rows(sums, dout, relu_out, in, mean, m, c);
+}
+
+/* dx += coef_dy * dy + coef_dev * (x - mean) + offset, per channel. */
+static inline void backward_dx_rows(float *restrict din, const float *restrict dout, const float *restrict relu_out,
+                                    const float *restrict in, const float *restrict mean,
+                                    const float *restrict coef_dy, const float *restrict coef_dev,
+                                    const float *restrict offset, long m, int c) {
+  for (long r = 0; r < m; r++) {
+    const float *restrict x = in + (size_t)r * c;
+    float *restrict dx = din + (size_t)r * c;
+    for (int ch = 0; ch < c; ch++)
+      dx[ch] += coef_dy[ch] * gated(dout, relu_out, (size_t)r * c + ch) + coef_dev[ch] * (x[ch] - mean[ch]) +
+                offset[ch];
+  }
+}
+VECTOR_CLONES static void backward_dx(float *restrict din, const float *restrict dout, const float *restrict in,
+                                      const float *restrict mean, const float *restrict coef_dy,
+                                      const float *restrict coef_dev, const float *restrict offset, long m, int c) {
+  backward_dx_rows(din, dout, NULL, in, mean, coef_dy, coef_dev, offset, m, c);
+}
+VECTOR_CLONES static void backward_dx_relu(float *restrict din, const float *restrict dout,
+                                           const float *restrict relu_out, const float *restrict in,
+                                           const float *restrict mean, const float *restrict coef_dy,
+                                           const float *restrict coef_dev, const float *restrict offset, long m,
+                                           int c) {
+  backward_dx_rows(din, dout, relu_out, in, mean, coef_dy, coef_dev, offset, m, c);
+}
+
+static void forward_train(float *out, float *save_mean, float *save_invstd, float *moving_mean, float *moving_var,
+                          const float *in, const float *gamma, const float *beta, long m, int c, float momentum,
+                          float eps, BatchNormReducer red, float *ws, size_t ws_floats, int relu) {
   check_shape(m, c, "batchnorm_forward_train");
   double *sums;
   float *scale;
@@ -88,26 +168,44 @@ void batchnorm_forward_train(float *out, float *save_mean, float *save_invstd, f
 
   /* y = (x - mean) * (gamma * invstd) + beta; subtracting the mean first
    * keeps float precision when |mean| >> std (raw 0..255 activations). */
-  for (long r = 0; r < m; r++) {
-    const float *x = in + (size_t)r * c;
-    float *y = out + (size_t)r * c; /* may equal in: element-wise */
-    for (int ch = 0; ch < c; ch++) y[ch] = (x[ch] - save_mean[ch]) * scale[ch] + beta[ch];
-  }
+  (relu ? normalize_relu : normalize)(out, in, save_mean, scale, beta, m, c);
 }
 
-void batchnorm_forward_infer(float *out, const float *in, const float *gamma, const float *beta,
-                             const float *moving_mean, const float *moving_var, long m, int c, float eps, float *ws,
-                             size_t ws_floats) {
+void batchnorm_forward_train(float *out, float *save_mean, float *save_invstd, float *moving_mean, float *moving_var,
+                             const float *in, const float *gamma, const float *beta, long m, int c, float momentum,
+                             float eps, BatchNormReducer red, float *ws, size_t ws_floats) {
+  forward_train(out, save_mean, save_invstd, moving_mean, moving_var, in, gamma, beta, m, c, momentum, eps, red, ws,
+                ws_floats, 0);
+}
+
+void batchnorm_relu_forward_train(float *out, float *save_mean, float *save_invstd, float *moving_mean,
+                                  float *moving_var, const float *in, const float *gamma, const float *beta, long m,
+                                  int c, float momentum, float eps, BatchNormReducer red, float *ws, size_t ws_floats) {
+  forward_train(out, save_mean, save_invstd, moving_mean, moving_var, in, gamma, beta, m, c, momentum, eps, red, ws,
+                ws_floats, 1);
+}
+
+static void forward_infer(float *out, const float *in, const float *gamma, const float *beta,
+                          const float *moving_mean, const float *moving_var, long m, int c, float eps, float *ws,
+                          size_t ws_floats, int relu) {
   check_shape(m, c, "batchnorm_forward_infer");
   double *unused;
   float *scale;
   split_workspace(ws, ws_floats, c, &unused, &scale, "batchnorm_forward_infer");
   for (int ch = 0; ch < c; ch++) scale[ch] = (float)(gamma[ch] / sqrt((double)moving_var[ch] + (double)eps));
-  for (long r = 0; r < m; r++) {
-    const float *x = in + (size_t)r * c;
-    float *y = out + (size_t)r * c; /* may equal in: element-wise */
-    for (int ch = 0; ch < c; ch++) y[ch] = (x[ch] - moving_mean[ch]) * scale[ch] + beta[ch];
-  }
+  (relu ? normalize_relu : normalize)(out, in, moving_mean, scale, beta, m, c);
+}
+
+void batchnorm_forward_infer(float *out, const float *in, const float *gamma, const float *beta,
+                             const float *moving_mean, const float *moving_var, long m, int c, float eps, float *ws,
+                             size_t ws_floats) {
+  forward_infer(out, in, gamma, beta, moving_mean, moving_var, m, c, eps, ws, ws_floats, 0);
+}
+
+void batchnorm_relu_forward_infer(float *out, const float *in, const float *gamma, const float *beta,
+                                  const float *moving_mean, const float *moving_var, long m, int c, float eps,
+                                  float *ws, size_t ws_floats) {
+  forward_infer(out, in, gamma, beta, moving_mean, moving_var, m, c, eps, ws, ws_floats, 1);
 }
 
 /* With xhat = (x - mean) * invstd and sums over the global batch of count
@@ -116,9 +214,9 @@ void batchnorm_forward_infer(float *out, const float *in, const float *gamma, co
  *   dx = gamma * invstd * (dy - sum(dy)/count - xhat * sum(dy * xhat)/count).
  * dgamma/dbeta get this replica's sums only (the gradient allreduce adds the
  * others); dx needs the global sums, reduced here. */
-void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
-                        const float *save_mean, const float *save_invstd, const float *gamma, long m, int c,
-                        BatchNormReducer red, float *ws, size_t ws_floats) {
+static void backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *relu_out,
+                     const float *in, const float *save_mean, const float *save_invstd, const float *gamma, long m,
+                     int c, BatchNormReducer red, float *ws, size_t ws_floats) {
   check_shape(m, c, "batchnorm_backward");
   /* sums = [sum dy (C) | sum dy*xhat (C) | count] */
   double *sums;
@@ -128,14 +226,10 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
   float *coef_dev = coef_dy + c, *offset = coef_dev + c;
 
   /* sum(dy * xhat) = invstd * sum(dy * (x - mean)) */
-  for (long r = 0; r < m; r++) {
-    const float *restrict dy = dout + (size_t)r * c;
-    const float *restrict x = in + (size_t)r * c;
-    for (int ch = 0; ch < c; ch++) {
-      sums[ch] += (double)dy[ch];
-      sums[c + ch] += (double)(dy[ch] * (x[ch] - save_mean[ch]));
-    }
-  }
+  if (relu_out)
+    backward_sums_relu(sums, dout, relu_out, in, save_mean, m, c);
+  else
+    backward_sums(sums, dout, in, save_mean, m, c);
   for (int ch = 0; ch < c; ch++) sums[c + ch] *= save_invstd[ch];
   for (int ch = 0; ch < c; ch++) {
     if (dbeta) dbeta[ch] += (float)sums[ch];
@@ -156,10 +250,20 @@ void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *do
     coef_dev[ch] = (float)(-a * save_invstd[ch] * mean_dyxhat);
     offset[ch] = (float)(-a * mean_dy);
   }
-  for (long r = 0; r < m; r++) {
-    const float *restrict dy = dout + (size_t)r * c;
-    const float *restrict x = in + (size_t)r * c;
-    float *restrict dx = din + (size_t)r * c;
-    for (int ch = 0; ch < c; ch++) dx[ch] += coef_dy[ch] * dy[ch] + coef_dev[ch] * (x[ch] - save_mean[ch]) + offset[ch];
-  }
+  if (relu_out)
+    backward_dx_relu(din, dout, relu_out, in, save_mean, coef_dy, coef_dev, offset, m, c);
+  else
+    backward_dx(din, dout, in, save_mean, coef_dy, coef_dev, offset, m, c);
+}
+
+void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
+                        const float *save_mean, const float *save_invstd, const float *gamma, long m, int c,
+                        BatchNormReducer red, float *ws, size_t ws_floats) {
+  backward(din, dgamma, dbeta, dout, NULL, in, save_mean, save_invstd, gamma, m, c, red, ws, ws_floats);
+}
+
+void batchnorm_relu_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *relu_out,
+                             const float *in, const float *save_mean, const float *save_invstd, const float *gamma,
+                             long m, int c, BatchNormReducer red, float *ws, size_t ws_floats) {
+  backward(din, dgamma, dbeta, dout, relu_out, in, save_mean, save_invstd, gamma, m, c, red, ws, ws_floats);
 }

@@ -1,17 +1,19 @@
 /* depthwise.c - DepthwiseConv2D(3x3, stride 1, 'same', multiplier 1, no
  * bias): out[n,y,x,c] = sum_{i,j} in[n,y+i-1,x+j-1,c] * k[i,j,c].
  *
- * For one kernel tap (i,j) and one output row, the valid output pixels and
- * the input pixels they read are each one contiguous span of NHWC memory,
- * and the kernel is periodic in the channel. With the kernel replicated
- * along a row (krep[t][x*C + c] = k[t][c]), every tap is then one long
- * element-wise multiply-add over ~W*C floats: no per-pixel loop overhead,
- * no border tests, and a loop the compiler vectorizes.
+ * Forward and input gradient go pixel by pixel: the (up to) 9 taps of one
+ * output pixel are summed over a vector of channels in registers and stored
+ * once, against a load and a store of the output per tap in a tap-by-tap
+ * sweep, with the same additions in the same order (so the same bits).
  * The input gradient is the same operation with the kernel flipped (stride 1,
  * symmetric padding: dout's tap (i,j) feeds din's tap (2-i,2-j)).
+ * The kernel gradient goes tap by tap: for one tap (i,j) and one row, the
+ * valid output pixels and the input pixels they read are each one contiguous
+ * span of NHWC memory, so each tap is one long element-wise multiply-add into
+ * a per-pixel accumulator row.
  * Scratch (depthwise3x3_workspace_floats), passed in by the caller:
- * [kernel-gradient totals 9C doubles | 9*W*C floats: the replicated kernel,
- * then (backward) the per-row kernel-gradient sums].
+ * [kernel-gradient totals 9C doubles | 9*W*C floats: the per-row
+ * kernel-gradient sums of the backward pass].
  */
 #include <stdint.h>
 #include <string.h>
@@ -44,33 +46,65 @@ static void split_workspace(float *ws, size_t ws_floats, int w, int c, double **
   *rows = ws + (size_t)18 * c;
 }
 
-/* krep [9][W*C]: kernel (3,3,C) repeated along a row, optionally flipped. */
-static void replicate_kernel(float *krep, const float *kernel, int w, int c, int flip) {
-  const size_t row = (size_t)w * c;
-  for (int t = 0; t < 9; t++) {
-    const float *src = kernel + (size_t)(flip ? 8 - t : t) * c;
-    for (int x = 0; x < w; x++) memcpy(krep + t * row + (size_t)x * c, src, (size_t)c * sizeof(float));
+/* One output pixel, o[0..C) (+)= sum over its NT valid taps of a[t] * k[t]
+ * (each [C]), the taps in the order (i, j) = (0,0), (0,1), ..., (2,2): the
+ * sum starts at 0 (or the old o) and adds the taps one by one, the same
+ * additions in the same order as a tap-by-tap sweep, so the same bits. The
+ * tap count is a compile-time constant for the three common cases (interior
+ * 9, edge 6, corner 4), so the channel loop keeps the sum in registers. */
+#define DEFINE_PIXEL_TAPS(NT)                                                                             \
+  VECTOR_CLONES static void pixel_taps_##NT(float *restrict o, const float *const *restrict a,           \
+                                            const float *const *restrict k, int c, int accumulate) {     \
+    const float *a_[NT], *k_[NT];                                                                         \
+    for (int t = 0; t < NT; t++) a_[t] = a[t], k_[t] = k[t];                                              \
+    for (int ch = 0; ch < c; ch++) {                                                                      \
+      float acc = accumulate ? o[ch] : 0.0f;                                                              \
+      _Pragma("GCC unroll 9") for (int t = 0; t < NT; t++) acc += a_[t][ch] * k_[t][ch];                  \
+      o[ch] = acc;                                                                                        \
+    }                                                                                                     \
+  }
+DEFINE_PIXEL_TAPS(9)
+DEFINE_PIXEL_TAPS(6)
+DEFINE_PIXEL_TAPS(4)
+
+/* Any tap count (images 1 or 2 pixels high or wide). */
+static void pixel_taps_any(float *o, const float *const *a, const float *const *k, int nt, int c, int accumulate) {
+  for (int ch = 0; ch < c; ch++) {
+    float acc = accumulate ? o[ch] : 0.0f;
+    for (int t = 0; t < nt; t++) acc += a[t][ch] * k[t][ch];
+    o[ch] = acc;
   }
 }
 
-/* out (+)= depthwise 3x3 of in [N,H,W,C] with the replicated kernel. */
-static void depthwise_apply(float *out, const float *in, const float *krep, int n, int h, int w, int c,
-                            int accumulate) {
+/* out (+)= depthwise 3x3 of in [N,H,W,C] with kernel [3,3,C] (flip: tap t
+ * uses kernel tap 8 - t, the input gradient's kernel). */
+static void depthwise_apply(float *out, const float *in, const float *kernel, int n, int h, int w, int c,
+                            int accumulate, int flip) {
   const size_t row = (size_t)w * c;
   for (long r = 0; r < (long)n * h; r++) {
     const int y = (int)(r % h);
     const float *image = in + (size_t)(r - y) * row;
     float *orow = out + (size_t)r * row;
-    if (!accumulate) memset(orow, 0, row * sizeof(float));
-    for (int i = 0; i < 3; i++) {
-      int iy = y + i - 1;
-      if (iy < 0 || iy >= h) continue;
-      for (int j = 0; j < 3; j++) {
-        int x_lo, x_hi;
-        tap_range(j, w, &x_lo, &x_hi);
-        if (x_hi <= x_lo) continue;
-        multiply_add(orow + (size_t)x_lo * c, image + ((size_t)iy * w + x_lo + j - 1) * c,
-                     krep + (size_t)(i * 3 + j) * row + (size_t)x_lo * c, (size_t)(x_hi - x_lo) * c);
+    for (int x = 0; x < w; x++) {
+      const float *a[9], *k[9];
+      int nt = 0;
+      for (int i = 0; i < 3; i++) {
+        int iy = y + i - 1;
+        if (iy < 0 || iy >= h) continue;
+        for (int j = 0; j < 3; j++) {
+          int ix = x + j - 1;
+          if (ix < 0 || ix >= w) continue;
+          a[nt] = image + ((size_t)iy * w + ix) * c;
+          k[nt] = kernel + (size_t)(flip ? 8 - (i * 3 + j) : i * 3 + j) * c;
+          nt++;
+        }
+      }
+      float *o = orow + (size_t)x * c;
+      switch (nt) {
+        case 9: pixel_taps_9(o, a, k, c, accumulate); break;
+        case 6: pixel_taps_6(o, a, k, c, accumulate); break;
+        case 4: pixel_taps_4(o, a, k, c, accumulate); break;
+        default: pixel_taps_any(o, a, k, nt, c, accumulate);
       }
     }
   }
@@ -84,10 +118,9 @@ void depthwise3x3_forward(float *out, const float *in, const float *kernel, int 
                           size_t ws_floats) {
   check_shape(n, h, w, c, "depthwise3x3_forward");
   double *unused;
-  float *krep;
-  split_workspace(ws, ws_floats, w, c, &unused, &krep, "depthwise3x3_forward");
-  replicate_kernel(krep, kernel, w, c, 0);
-  depthwise_apply(out, in, krep, n, h, w, c, 0);
+  float *rows;
+  split_workspace(ws, ws_floats, w, c, &unused, &rows, "depthwise3x3_forward");
+  depthwise_apply(out, in, kernel, n, h, w, c, 0, 0);
 }
 
 void depthwise3x3_backward(float *din, float *dkernel, const float *dout, const float *in, const float *kernel, int n,
@@ -97,14 +130,11 @@ void depthwise3x3_backward(float *din, float *dkernel, const float *dout, const 
   double *total;
   float *rows;
   split_workspace(ws, ws_floats, w, c, &total, &rows, "depthwise3x3_backward");
-  if (din) {
-    replicate_kernel(rows, kernel, w, c, 1);
-    depthwise_apply(din, dout, rows, n, h, w, c, 1);
-  }
+  if (din) depthwise_apply(din, dout, kernel, n, h, w, c, 1, 1);
   if (!dkernel) return;
   /* Per image, acc[t][x*C + ch] sums dout * (tap t's input) over the rows
    * (float, H terms); the pixels x and the images are then summed in double. */
-  float *acc = rows; /* the replicated kernel is no longer needed */
+  float *acc = rows;
   memset(total, 0, (size_t)9 * c * sizeof(double));
   for (int img = 0; img < n; img++) {
     const float *image = in + (size_t)img * h * row, *gimage = dout + (size_t)img * h * row;

@@ -144,15 +144,18 @@ void unet_time_reset(UNet *m) { memset(m->impl->time, 0, sizeof m->impl->time); 
 
 /* ---- forward -----------------------------------------------------------------*/
 
+/* out = BN(in), or with relu relu(BN(in)) in the same pass. */
 static void bn_forward(UNet *m, float *out, const float *in, BNVars v, BNSave save, long count, int c, int train,
-                       BatchNormReducer red) {
+                       BatchNormReducer red, int relu) {
   UNetImpl *I = m->impl;
   if (train)
-    batchnorm_forward_train(out, save.mean, save.invstd, S(m, v.mean), S(m, v.var), in, P(m, v.gamma), P(m, v.beta),
-                            count, c, m->bn_momentum, m->bn_epsilon, red, I->workspace, I->workspace_floats);
+    (relu ? batchnorm_relu_forward_train : batchnorm_forward_train)(
+        out, save.mean, save.invstd, S(m, v.mean), S(m, v.var), in, P(m, v.gamma), P(m, v.beta), count, c,
+        m->bn_momentum, m->bn_epsilon, red, I->workspace, I->workspace_floats);
   else
-    batchnorm_forward_infer(out, in, P(m, v.gamma), P(m, v.beta), S(m, v.mean), S(m, v.var), count, c,
-                            m->bn_epsilon, I->workspace, I->workspace_floats);
+    (relu ? batchnorm_relu_forward_infer : batchnorm_forward_infer)(out, in, P(m, v.gamma), P(m, v.beta),
+                                                                    S(m, v.mean), S(m, v.var), count, c,
+                                                                    m->bn_epsilon, I->workspace, I->workspace_floats);
 }
 
 /* Reads the input at impl->x; leaves logits in impl->logits. */
@@ -168,8 +171,7 @@ static void forward(UNet *m, int n, int train, BatchNormReducer red) {
   count = (long)n * H2 * W2;
   TIMED(m, TIME_BN,
         bn_forward(m, I->entry_out, I->entry_conv_out, I->entry_bn, I->entry_save, count, UNET_ENTRY_FILTERS, train,
-                   red));
-  TIMED(m, TIME_ELEMWISE, relu_forward(I->entry_out, I->entry_out, count * UNET_ENTRY_FILTERS));
+                   red, 1));
   const float *prev = I->entry_out;
 
   for (int i = 0; i < UNET_DOWN_BLOCKS; i++) {
@@ -182,14 +184,13 @@ static void forward(UNet *m, int n, int train, BatchNormReducer red) {
       conv2d_forward(d->p1, d->d1, P(m, d->sep1.pointwise), P(m, d->sep1.bias), n, s, sw,
                      (ConvDims){1, 1, d->cin, d->f}, 0, ws, wsn);
     });
-    TIMED(m, TIME_BN, bn_forward(m, d->a1, d->p1, d->bn1, d->save1, count, d->f, train, red));
-    TIMED(m, TIME_ELEMWISE, relu_forward(d->a1, d->a1, count * d->f));
+    TIMED(m, TIME_BN, bn_forward(m, d->a1, d->p1, d->bn1, d->save1, count, d->f, train, red, 1));
     TIMED(m, TIME_SEPARABLE, {
       depthwise3x3_forward(d->d2, d->a1, P(m, d->sep2.depthwise), n, s, sw, d->f, ws, wsn);
       conv2d_forward(d->p2, d->d2, P(m, d->sep2.pointwise), P(m, d->sep2.bias), n, s, sw,
                      (ConvDims){1, 1, d->f, d->f}, 0, ws, wsn);
     });
-    TIMED(m, TIME_BN, bn_forward(m, I->scratch, d->p2, d->bn2, d->save2, count, d->f, train, red));
+    TIMED(m, TIME_BN, bn_forward(m, I->scratch, d->p2, d->bn2, d->save2, count, d->f, train, red, 0));
     TIMED(m, TIME_POOL_UP, maxpool3s2_forward(d->out, d->argmax, I->scratch, n, s, sw, d->f));
     TIMED(m, TIME_CONV, conv2d_forward(d->out, prev, P(m, d->res.kernel), P(m, d->res.bias), n, s, sw,
                                        (ConvDims){1, 2, d->cin, d->f}, 1, ws, wsn));
@@ -203,11 +204,10 @@ static void forward(UNet *m, int n, int train, BatchNormReducer red) {
     TIMED(m, TIME_ELEMWISE, relu_forward(u->r0, prev, count * u->cin));
     TIMED(m, TIME_CONVT, conv_transpose3x3_forward(u->t1, u->r0, P(m, u->ct1.kernel), P(m, u->ct1.bias), n, s, sw,
                                                    u->cin, u->f, ws, wsn));
-    TIMED(m, TIME_BN, bn_forward(m, u->a1, u->t1, u->bn1, u->save1, count, u->f, train, red));
-    TIMED(m, TIME_ELEMWISE, relu_forward(u->a1, u->a1, count * u->f));
+    TIMED(m, TIME_BN, bn_forward(m, u->a1, u->t1, u->bn1, u->save1, count, u->f, train, red, 1));
     TIMED(m, TIME_CONVT, conv_transpose3x3_forward(u->t2, u->a1, P(m, u->ct2.kernel), P(m, u->ct2.bias), n, s, sw,
                                                    u->f, u->f, ws, wsn));
-    TIMED(m, TIME_BN, bn_forward(m, I->scratch, u->t2, u->bn2, u->save2, count, u->f, train, red));
+    TIMED(m, TIME_BN, bn_forward(m, I->scratch, u->t2, u->bn2, u->save2, count, u->f, train, red, 0));
     TIMED(m, TIME_CONV, conv2d_forward(I->scratch, prev, P(m, u->res.kernel), P(m, u->res.bias), n, s, sw,
                                        (ConvDims){1, 1, u->cin, u->f}, 1, ws, wsn));
     TIMED(m, TIME_POOL_UP, upsample2x_forward(u->out, I->scratch, n, s, sw, u->f));
@@ -226,6 +226,13 @@ static void bn_backward(UNet *m, float *din, const float *dout, const float *in,
                         int c, BatchNormReducer red) {
   batchnorm_backward(din, G(m, v.gamma), G(m, v.beta), dout, in, save.mean, save.invstd, P(m, v.gamma), count, c, red,
                      m->impl->workspace, m->impl->workspace_floats);
+}
+
+/* din += the gradient at in of relu_out = relu(BN(in)), given dout at relu_out. */
+static void bn_relu_backward(UNet *m, float *din, const float *dout, const float *relu_out, const float *in,
+                             BNVars v, BNSave save, long count, int c, BatchNormReducer red) {
+  batchnorm_relu_backward(din, G(m, v.gamma), G(m, v.beta), dout, relu_out, in, save.mean, save.invstd,
+                          P(m, v.gamma), count, c, red, m->impl->workspace, m->impl->workspace_floats);
 }
 
 static void ready(UNet *m, GradReadyFn fn, void *ctx, int first_var) {
@@ -264,14 +271,12 @@ static void backward(UNet *m, int n, BatchNormReducer red, GradReadyFn on_ready,
     zero(ga, nmid);
     TIMED(m, TIME_CONVT, conv_transpose3x3_backward(ga, G(m, u->ct2.kernel), G(m, u->ct2.bias), gb, u->a1,
                                                     P(m, u->ct2.kernel), n, s, sw, u->f, u->f, ws, wsn));
-    zero(gb, nmid);
-    TIMED(m, TIME_ELEMWISE, relu_backward(gb, ga, u->a1, nmid));
-    zero(ga, nmid);
-    TIMED(m, TIME_BN, bn_backward(m, ga, gb, u->t1, u->bn1, u->save1, count, u->f, red));
-    zero(gb, nin);
-    TIMED(m, TIME_CONVT, conv_transpose3x3_backward(gb, G(m, u->ct1.kernel), G(m, u->ct1.bias), ga, u->r0,
+    zero(gb, nmid); /* a1 = relu(BN1(t1)): ga is the gradient at a1 */
+    TIMED(m, TIME_BN, bn_relu_backward(m, gb, ga, u->a1, u->t1, u->bn1, u->save1, count, u->f, red));
+    zero(ga, nin);
+    TIMED(m, TIME_CONVT, conv_transpose3x3_backward(ga, G(m, u->ct1.kernel), G(m, u->ct1.bias), gb, u->r0,
                                                     P(m, u->ct1.kernel), n, s, sw, u->cin, u->f, ws, wsn));
-    TIMED(m, TIME_ELEMWISE, relu_backward(dprev, gb, u->r0, nin));
+    TIMED(m, TIME_ELEMWISE, relu_backward(dprev, ga, u->r0, nin));
     ready(m, on_ready, ctx, u->ct1.kernel);
     float *t = dout;
     dout = dprev;
@@ -298,19 +303,17 @@ static void backward(UNet *m, int n, BatchNormReducer red, GradReadyFn on_ready,
     TIMED(m, TIME_SEPARABLE,
           depthwise3x3_backward(gb, G(m, d->sep2.depthwise), ga, d->a1, P(m, d->sep2.depthwise), n, s, sw, d->f, ws,
                                 wsn));
-    zero(ga, nmid);
-    TIMED(m, TIME_ELEMWISE, relu_backward(ga, gb, d->a1, nmid));
-    zero(gb, nmid);
-    TIMED(m, TIME_BN, bn_backward(m, gb, ga, d->p1, d->bn1, d->save1, count, d->f, red));
-    zero(ga, nin);
-    TIMED(m, TIME_SEPARABLE,
-          conv2d_backward(ga, G(m, d->sep1.pointwise), G(m, d->sep1.bias), gb, d->d1, P(m, d->sep1.pointwise), n, s,
-                          sw, (ConvDims){1, 1, d->cin, d->f}, ws, wsn));
+    zero(ga, nmid); /* a1 = relu(BN1(p1)): gb is the gradient at a1 */
+    TIMED(m, TIME_BN, bn_relu_backward(m, ga, gb, d->a1, d->p1, d->bn1, d->save1, count, d->f, red));
     zero(gb, nin);
     TIMED(m, TIME_SEPARABLE,
-          depthwise3x3_backward(gb, G(m, d->sep1.depthwise), ga, d->r0, P(m, d->sep1.depthwise), n, s, sw, d->cin, ws,
+          conv2d_backward(gb, G(m, d->sep1.pointwise), G(m, d->sep1.bias), ga, d->d1, P(m, d->sep1.pointwise), n, s,
+                          sw, (ConvDims){1, 1, d->cin, d->f}, ws, wsn));
+    zero(ga, nin);
+    TIMED(m, TIME_SEPARABLE,
+          depthwise3x3_backward(ga, G(m, d->sep1.depthwise), gb, d->r0, P(m, d->sep1.depthwise), n, s, sw, d->cin, ws,
                                 wsn));
-    TIMED(m, TIME_ELEMWISE, relu_backward(dprev, gb, d->r0, nin));
+    TIMED(m, TIME_ELEMWISE, relu_backward(dprev, ga, d->r0, nin));
     ready(m, on_ready, ctx, d->sep1.depthwise);
     float *t = dout;
     dout = dprev;
@@ -320,11 +323,9 @@ static void backward(UNet *m, int n, BatchNormReducer red, GradReadyFn on_ready,
   /* entry: entry_out = relu(BN(conv(x))) */
   count = (long)n * H2 * W2;
   size_t ne = count * UNET_ENTRY_FILTERS;
-  zero(ga, ne);
-  TIMED(m, TIME_ELEMWISE, relu_backward(ga, dout, I->entry_out, ne));
-  zero(gb, ne);
-  TIMED(m, TIME_BN, bn_backward(m, gb, ga, I->entry_conv_out, I->entry_bn, I->entry_save, count, UNET_ENTRY_FILTERS,
-                                red));
+  zero(gb, ne); /* entry_out = relu(BN(entry_conv_out)) */
+  TIMED(m, TIME_BN, bn_relu_backward(m, gb, dout, I->entry_out, I->entry_conv_out, I->entry_bn, I->entry_save, count,
+                                     UNET_ENTRY_FILTERS, red));
   TIMED(m, TIME_CONV, conv2d_backward(NULL, G(m, I->entry_conv.kernel), G(m, I->entry_conv.bias), gb, I->x,
                                       P(m, I->entry_conv.kernel), n, H, W, (ConvDims){3, 2, 3, UNET_ENTRY_FILTERS},
                                       ws, wsn));
