@@ -11,7 +11,8 @@
  * than E[x^2] - E[x]^2, which cancels badly on 0..255 inputs.
  *
  * Scratch (batchnorm_workspace_floats): [sums: 2C+1 doubles | 3C floats of
- * per-channel coefficients], passed in by the caller.
+ * per-channel coefficients | C floats: one row of the fused ReLU's gradient],
+ * passed in by the caller.
  */
 #include <math.h>
 #include <stdint.h>
@@ -22,9 +23,9 @@
 #include "vector_clones.h"
 
 
-size_t batchnorm_workspace_floats(int c) { return (size_t)2 * (2 * (size_t)c + 1) + (size_t)3 * c; }
+size_t batchnorm_workspace_floats(int c) { return (size_t)2 * (2 * (size_t)c + 1) + (size_t)4 * c; }
 
-/* Splits the caller's scratch: sums [2c+1] doubles, then coef [3c] floats. */
+/* Splits the caller's scratch: sums [2c+1] doubles, then coef [4c] floats. */
 static void split_workspace(float *ws, size_t ws_floats, int c, double **sums, float **coef, const char *who) {
   if (!ws || ws_floats < batchnorm_workspace_floats(c) || (uintptr_t)ws % sizeof(double))
     unet_fatal("%s: workspace of %zu floats at %p cannot hold the %zu floats for %d channels (8-byte aligned)", who,
@@ -81,59 +82,65 @@ VECTOR_CLONES static void normalize_relu(float *out, const float *in, const floa
   normalize_rows(out, in, mean, scale, beta, m, c, 1);
 }
 
-/* The gradient that reaches the BatchNorm: dout itself, or with a ReLU after
- * it (relu_out given) dout where relu_out > 0, else 0, added to 0.0f as
- * relu_backward adds it into a zeroed buffer (so -0 becomes +0 the same way). */
-static inline float gated(const float *restrict dout, const float *restrict relu_out, size_t e) {
-  return relu_out ? 0.0f + (relu_out[e] > 0.0f ? dout[e] : 0.0f) : dout[e];
+/* The gradient that reaches a BatchNorm followed by a ReLU is dout where
+ * relu_out > 0, else 0, added to 0.0f as relu_backward adds it into a zeroed
+ * buffer (so -0 becomes +0 the same way). The select goes to a row buffer
+ * first, gate [C]: written as one expression, GCC folds the 0.0f + into the
+ * branches of the select and the loop no longer vectorizes. */
+static inline void gate_row(float *restrict gate, const float *restrict dy, const float *restrict relu_out, int c) {
+  for (int ch = 0; ch < c; ch++) {
+    float g = dy[ch]; /* loaded unconditionally, so the select vectorizes */
+    gate[ch] = relu_out[ch] > 0.0f ? g : 0.0f;
+  }
 }
 
-/* sums[ch] += dy, sums[c + ch] += dy * (x - mean), each term in double. */
-static inline void backward_sums_rows(double *restrict sums, const float *restrict dout, const float *restrict relu_out,
-                                      const float *restrict in, const float *restrict mean, long m, int c) {
-  for (long r = 0; r < m; r++) {
-    const float *restrict x = in + (size_t)r * c;
-    for (int ch = 0; ch < c; ch++) {
-      float dy = gated(dout, relu_out, (size_t)r * c + ch);
-      sums[ch] += (double)dy;
-      sums[c + ch] += (double)(dy * (x[ch] - mean[ch]));
-    }
+/* sums[ch] += dy, sums[c + ch] += dy * (x - mean) over rows, each term in
+ * double. */
+static inline void sums_row(double *restrict sums, const float *restrict dy, const float *restrict x,
+                            const float *restrict mean, int c, int relu) {
+  for (int ch = 0; ch < c; ch++) {
+    float g = relu ? 0.0f + dy[ch] : dy[ch];
+    sums[ch] += (double)g;
+    sums[c + ch] += (double)(g * (x[ch] - mean[ch]));
   }
 }
 VECTOR_CLONES static void backward_sums(double *restrict sums, const float *restrict dout, const float *restrict in,
                                         const float *restrict mean, long m, int c) {
-  backward_sums_rows(sums, dout, NULL, in, mean, m, c);
+  for (long r = 0; r < m; r++) sums_row(sums, dout + (size_t)r * c, in + (size_t)r * c, mean, c, 0);
 }
-VECTOR_CLONES static void backward_sums_relu(double *restrict sums, const float *restrict dout,
+VECTOR_CLONES static void backward_sums_relu(double *restrict sums, float *restrict gate, const float *restrict dout,
                                              const float *restrict relu_out, const float *restrict in,
                                              const float *restrict mean, long m, int c) {
-  backward_sums_rows(sums, dout, relu_out, in, mean, m, c);
+  for (long r = 0; r < m; r++) {
+    gate_row(gate, dout + (size_t)r * c, relu_out + (size_t)r * c, c);
+    sums_row(sums, gate, in + (size_t)r * c, mean, c, 1);
+  }
 }
 
 /* dx += coef_dy * dy + coef_dev * (x - mean) + offset, per channel. */
-static inline void backward_dx_rows(float *restrict din, const float *restrict dout, const float *restrict relu_out,
-                                    const float *restrict in, const float *restrict mean,
-                                    const float *restrict coef_dy, const float *restrict coef_dev,
-                                    const float *restrict offset, long m, int c) {
-  for (long r = 0; r < m; r++) {
-    const float *restrict x = in + (size_t)r * c;
-    float *restrict dx = din + (size_t)r * c;
-    for (int ch = 0; ch < c; ch++)
-      dx[ch] += coef_dy[ch] * gated(dout, relu_out, (size_t)r * c + ch) + coef_dev[ch] * (x[ch] - mean[ch]) +
-                offset[ch];
+static inline void dx_row(float *restrict dx, const float *restrict dy, const float *restrict x,
+                          const float *restrict mean, const float *restrict coef_dy, const float *restrict coef_dev,
+                          const float *restrict offset, int c, int relu) {
+  for (int ch = 0; ch < c; ch++) {
+    float g = relu ? 0.0f + dy[ch] : dy[ch];
+    dx[ch] += coef_dy[ch] * g + coef_dev[ch] * (x[ch] - mean[ch]) + offset[ch];
   }
 }
 VECTOR_CLONES static void backward_dx(float *restrict din, const float *restrict dout, const float *restrict in,
                                       const float *restrict mean, const float *restrict coef_dy,
                                       const float *restrict coef_dev, const float *restrict offset, long m, int c) {
-  backward_dx_rows(din, dout, NULL, in, mean, coef_dy, coef_dev, offset, m, c);
+  for (long r = 0; r < m; r++)
+    dx_row(din + (size_t)r * c, dout + (size_t)r * c, in + (size_t)r * c, mean, coef_dy, coef_dev, offset, c, 0);
 }
-VECTOR_CLONES static void backward_dx_relu(float *restrict din, const float *restrict dout,
+VECTOR_CLONES static void backward_dx_relu(float *restrict din, float *restrict gate, const float *restrict dout,
                                            const float *restrict relu_out, const float *restrict in,
                                            const float *restrict mean, const float *restrict coef_dy,
                                            const float *restrict coef_dev, const float *restrict offset, long m,
                                            int c) {
-  backward_dx_rows(din, dout, relu_out, in, mean, coef_dy, coef_dev, offset, m, c);
+  for (long r = 0; r < m; r++) {
+    gate_row(gate, dout + (size_t)r * c, relu_out + (size_t)r * c, c);
+    dx_row(din + (size_t)r * c, gate, in + (size_t)r * c, mean, coef_dy, coef_dev, offset, c, 1);
+  }
 }
 
 static void forward_train(float *out, float *save_mean, float *save_invstd, float *moving_mean, float *moving_var,
@@ -223,11 +230,11 @@ static void backward(float *din, float *dgamma, float *dbeta, const float *dout,
   float *coef_dy;
   split_workspace(ws, ws_floats, c, &sums, &coef_dy, "batchnorm_backward");
   memset(sums, 0, (size_t)(2 * c + 1) * sizeof(double));
-  float *coef_dev = coef_dy + c, *offset = coef_dev + c;
+  float *coef_dev = coef_dy + c, *offset = coef_dev + c, *gate = offset + c;
 
   /* sum(dy * xhat) = invstd * sum(dy * (x - mean)) */
   if (relu_out)
-    backward_sums_relu(sums, dout, relu_out, in, save_mean, m, c);
+    backward_sums_relu(sums, gate, dout, relu_out, in, save_mean, m, c);
   else
     backward_sums(sums, dout, in, save_mean, m, c);
   for (int ch = 0; ch < c; ch++) sums[c + ch] *= save_invstd[ch];
@@ -251,7 +258,7 @@ static void backward(float *din, float *dgamma, float *dbeta, const float *dout,
     offset[ch] = (float)(-a * mean_dy);
   }
   if (relu_out)
-    backward_dx_relu(din, dout, relu_out, in, save_mean, coef_dy, coef_dev, offset, m, c);
+    backward_dx_relu(din, gate, dout, relu_out, in, save_mean, coef_dy, coef_dev, offset, m, c);
   else
     backward_dx(din, dout, in, save_mean, coef_dy, coef_dev, offset, m, c);
 }
