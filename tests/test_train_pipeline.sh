@@ -95,4 +95,19 @@ best=$(awk -F, 'NR>1 && $13==1 {b=$1} END {print b}' es/metrics.csv)
 if [ "$rows" -lt 20 ] && [ "$rows" = $((best + 2)) ] && [ -f es/best.weights.h5 ]; then
   pass "early stop after $rows epochs (best $best)"
 else fail "early stop: $rows epochs, best at $best"; fi
+
+# 8. the preset: batch 8, lr 2e-3 cosine after 3 warm-up epochs; --batch overrides it wherever it stands.
+# 36 samples on 2 ranks at batch 8: 4 steps an epoch, so the first epoch's last step (the 4th of 12
+# warm-up steps, linear from lr/12) runs at 2e-3 * 4/12.
+"${MPIRUN[@]}" -np 2 "$BUILD/unet-train" --data data --out preset --epochs 1 --threads 1 --recipe generalise \
+  >preset.log 2>&1 || true
+"${MPIRUN[@]}" -np 2 "$BUILD/unet-train" --data data --out preset6 --epochs 1 --threads 1 --batch 6 --recipe generalise \
+  >preset6.log 2>&1 || true
+lr=$(csv_col preset/metrics.csv 1 lr)
+if grep -q "global batch 8 (4 on rank 0), 4 steps per epoch" preset.log &&
+   awk -v g="$lr" 'BEGIN { exit !(g > 0 && (g - 2e-3 * 4 / 12) ^ 2 < 1e-20) }'; then
+  pass "preset: batch 8, lr $lr at step 4 of the warm-up"
+else fail "preset: $(grep -o 'global batch [^;]*' preset.log) lr '$lr'"; fi
+grep -q "global batch 6 (3 on rank 0)" preset6.log && pass "--batch 6 overrides the preset's batch" ||
+  fail "--batch 6 with the preset: $(grep -o 'global batch [^;]*' preset6.log)"
 finish

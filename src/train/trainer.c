@@ -56,13 +56,15 @@ int train_config_recipe(TrainConfig *c, const char *name) {
   if (!strcmp(name, "keras")) return 0;
   if (strcmp(name, "generalise") && strcmp(name, "generalize")) return -1;
   c->epochs = 60;
-  c->lr = 1e-3;
+  c->global_batch = 8; /* 30 steps an epoch on 239 pets instead of 7: the largest single gain */
+  c->lr = 2e-3;
   c->lr_schedule = LR_COSINE;
   c->warmup_epochs = 3;
   c->weight_decay = 0.05;
   c->augment.flip = c->augment.scale = c->augment.color = 1;
   c->bn_recalibrate = 6;
   c->early_stop = 20;
+  c->flip_tta = 1;
   return 0;
 }
 
