@@ -14,6 +14,7 @@
 #    defect on crafted files (README "Fuzzing"), not a failure. libFuzzer's
 #    fork mode (-fork=1 -ignore_crashes=1) keeps fuzzing after one.
 # Usage: jobs/fuzz.sh [BUILD_DIR]
+#        jobs/fuzz.sh --classify REPORT [ARTIFACT_NAME]   (judge one saved report)
 # Environment: FUZZ_SECONDS (per harness, default 35), FUZZ_HARNESSES
 # (default "image mask shard weights").
 set -euo pipefail
@@ -79,6 +80,7 @@ classify() {
 # jobs/fuzz.sh --classify REPORT [ARTIFACT_NAME]: judge one saved report
 # (tests/fuzz/reports: the classifier's own test)
 if [ "${1:-}" = --classify ]; then
+  [ -r "${2:-}" ] || { echo "usage: jobs/fuzz.sh --classify REPORT [ARTIFACT_NAME] (cannot read '${2:-}')" >&2; exit 2; }
   classify "$2" "${3:-crash-x}"
   exit 0
 fi

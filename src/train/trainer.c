@@ -50,7 +50,8 @@ void train_config_defaults(TrainConfig *c) {
 }
 
 /* The "generalise" preset: what the ablation in the README showed to help on
- * ~240 training pets at 160x160 (see README, "A recipe that generalises").
+ * ~240 training pets at 160x160 (README, "Data orders, augmentation and the
+ * recipe").
  * Every piece stays a separate option that overrides it. */
 int train_config_recipe(TrainConfig *c, const char *name) {
   if (!strcmp(name, "keras")) return 0;
