@@ -152,14 +152,14 @@ static void test_conv2d(int n, int h, int w, int k, int s, int cin, int cout, ui
   pair_free(c.bias);
 }
 
-/* ---- Winograd F(2x2,3x3) called directly ---------------------------------*/
-/* A 3x3 stride-1 conv through winograd_conv3x3_* against the double
+/* ---- Winograd F(2x2,3x3) and F(4x4,3x3) called directly -------------------*/
+/* A 3x3 stride-1 conv through winograd_conv3x3_* (output tile `tile`) against the double
  * reference with the planned workspace, with one-tile chunks (the minimum
  * workspace) and with four-tile chunks that straddle images; accumulate
  * semantics; finite differences of both gradients; NULL gradients. */
-static void test_winograd(int n, int h, int w, int cin, int cout, uint64_t seed) {
+static void test_winograd(int tile, int n, int h, int w, int cin, int cout, uint64_t seed) {
   char name[160], what[260];
-  snprintf(name, sizeof name, "winograd n%d %dx%d %d->%d", n, h, w, cin, cout);
+  snprintf(name, sizeof name, "winograd F(%dx%d) n%d %dx%d %d->%d", tile, tile, n, h, w, cin, cout);
   UnetRng rng;
   rng_seed(&rng, seed);
   ConvCase c = {n, h, w, 3, 1, cin, cout, pair_alloc((long)n * h * w * cin), pair_alloc(9L * cin * cout),
@@ -168,8 +168,10 @@ static void test_winograd(int n, int h, int w, int cin, int cout, uint64_t seed)
   pair_random(c.kernel, &rng, -1, 1);
   pair_random(c.bias, &rng, -1, 1);
   long out_len = conv_out_len(&c), in_len = c.x.len;
-  size_t sizes[3] = {winograd_workspace_floats(cin, cout, n, h, w), winograd_workspace_floats(cin, cout, 1, 1, 1),
-                     winograd_workspace_floats(cin, cout, 1, 3, 3)};
+  /* planned; one tile; four tiles (a 2x2 grid of them) */
+  size_t sizes[3] = {winograd_workspace_floats(tile, cin, cout, n, h, w),
+                     winograd_workspace_floats(tile, cin, cout, 1, 1, 1),
+                     winograd_workspace_floats(tile, cin, cout, 1, tile + 1, tile + 1)};
   CHECK_MSG(sizes[1] > 0 && sizes[1] < sizes[2], "%s: workspaces for 1 and 4 tiles: %zu, %zu", name, sizes[1],
             sizes[2]);
   float *ws = floats_zero((long)(sizes[0] > sizes[2] ? sizes[0] : sizes[2]));
@@ -178,7 +180,7 @@ static void test_winograd(int n, int h, int w, int cin, int cout, uint64_t seed)
   float *out = floats_zero(out_len);
   for (int t = 0; t < 3; t++) {
     memset(out, 0xff, (size_t)out_len * sizeof(float)); /* NaN: must be overwritten */
-    winograd_conv3x3_forward(out, c.x.f, c.kernel.f, c.bias.f, n, h, w, cin, cout, 0, ws, sizes[t]);
+    winograd_conv3x3_forward(tile, out, c.x.f, c.kernel.f, c.bias.f, n, h, w, cin, cout, 0, ws, sizes[t]);
     snprintf(what, sizeof what, "%s forward (workspace %zu floats)", name, sizes[t]);
     check_arrays_close(what, out, ref, out_len, 1e-5, 1e-5);
   }
@@ -189,7 +191,7 @@ static void test_winograd(int n, int h, int w, int cin, int cout, uint64_t seed)
     double *want = xmalloc((size_t)out_len * sizeof(double), "reference output");
     for (long i = 0; i < out_len; i++) want[i] = ref[i] - c.bias.d[i % cout] + pre.d[i];
     memcpy(out, pre.f, (size_t)out_len * sizeof(float));
-    winograd_conv3x3_forward(out, c.x.f, c.kernel.f, NULL, n, h, w, cin, cout, 1, ws, sizes[1]);
+    winograd_conv3x3_forward(tile, out, c.x.f, c.kernel.f, NULL, n, h, w, cin, cout, 1, ws, sizes[1]);
     snprintf(what, sizeof what, "%s forward accumulate without bias", name);
     check_arrays_close(what, out, want, out_len, 1e-5, 1e-5);
     xfree(want);
@@ -203,7 +205,7 @@ static void test_winograd(int n, int h, int w, int cin, int cout, uint64_t seed)
   float *din0 = floats_zero(in_len), *dk0 = floats_zero(c.kernel.len);
   for (long i = 0; i < in_len; i++) din0[i] = din[i] = 0.25f * (float)(i % 7) - 0.5f;
   for (long i = 0; i < c.kernel.len; i++) dk0[i] = dk[i] = 0.125f * (float)(i % 5) - 0.25f;
-  winograd_conv3x3_backward(din, dk, r.f, c.x.f, c.kernel.f, n, h, w, cin, cout, ws, sizes[0]);
+  winograd_conv3x3_backward(tile, din, dk, r.f, c.x.f, c.kernel.f, n, h, w, cin, cout, ws, sizes[0]);
   for (long i = 0; i < in_len; i++) din[i] -= din0[i];
   for (long i = 0; i < c.kernel.len; i++) dk[i] -= dk0[i];
   snprintf(what, sizeof what, "%s d/din", name);
@@ -213,8 +215,8 @@ static void test_winograd(int n, int h, int w, int cin, int cout, uint64_t seed)
   /* Smaller chunks, one gradient at a time: the same values. */
   for (int t = 1; t < 3; t++) {
     float *din2 = floats_zero(in_len), *dk2 = floats_zero(c.kernel.len);
-    winograd_conv3x3_backward(din2, NULL, r.f, c.x.f, c.kernel.f, n, h, w, cin, cout, ws, sizes[t]);
-    winograd_conv3x3_backward(NULL, dk2, r.f, c.x.f, c.kernel.f, n, h, w, cin, cout, ws, sizes[t]);
+    winograd_conv3x3_backward(tile, din2, NULL, r.f, c.x.f, c.kernel.f, n, h, w, cin, cout, ws, sizes[t]);
+    winograd_conv3x3_backward(tile, NULL, dk2, r.f, c.x.f, c.kernel.f, n, h, w, cin, cout, ws, sizes[t]);
     snprintf(what, sizeof what, "%s din alone (workspace %zu floats)", name, sizes[t]);
     check_float_arrays_close(what, din2, din, in_len, 1e-5, 1e-5);
     snprintf(what, sizeof what, "%s dkernel alone (workspace %zu floats)", name, sizes[t]);
@@ -235,10 +237,48 @@ static void test_winograd(int n, int h, int w, int cin, int cout, uint64_t seed)
   pair_free(c.bias);
 }
 
-/* Wide channels at the U-Net's 10x10 and an odd size, forward and input
- * gradient against the double reference: the float error of the Winograd
- * transforms must stay at im2col's tolerance. Prints the observed error. */
-static void test_winograd_accuracy(int n, int h, int w, int cin, int cout, uint64_t seed) {
+/* Stride-1 3x3 'same' gradients in double, straight from the definition:
+ * din[y,x,ci] = sum dout[y-i+1, x-j+1, co] K[i,j,ci,co] and
+ * dk[i,j,ci,co] = sum in[y+i-1, x+j-1, ci] dout[y,x,co]. */
+static void ref_conv3x3_grads(double *din, double *dk, const ConvCase *c, const double *dout) {
+  const int h = c->h, w = c->w, cin = c->cin, cout = c->cout;
+  memset(din, 0, (size_t)c->x.len * sizeof(double));
+  memset(dk, 0, (size_t)c->kernel.len * sizeof(double));
+  for (int b = 0; b < c->n; b++)
+    for (int y = 0; y < h; y++)
+      for (int x = 0; x < w; x++) {
+        const double *dy = dout + (((long)b * h + y) * w + x) * cout;
+        for (int i = 0; i < 3; i++)
+          for (int j = 0; j < 3; j++) {
+            int sy = y + i - 1, sx = x + j - 1;
+            if (sy < 0 || sy >= h || sx < 0 || sx >= w) continue;
+            const long at = (((long)b * h + sy) * w + sx) * cin;
+            for (int ci = 0; ci < cin; ci++) {
+              const double *k = c->kernel.d + ((long)(i * 3 + j) * cin + ci) * cout;
+              double *g = dk + ((long)(i * 3 + j) * cin + ci) * cout, xin = c->x.d[at + ci], acc = 0;
+              for (int co = 0; co < cout; co++) acc += dy[co] * k[co], g[co] += xin * dy[co];
+              din[at + ci] += acc;
+            }
+          }
+      }
+}
+
+/* max |a - ref| / max |ref| */
+static double relative_error(const float *a, const double *ref, long len) {
+  double worst = 0, scale = 0;
+  for (long i = 0; i < len; i++) {
+    double e = fabs(a[i] - ref[i]);
+    worst = e > worst ? e : worst;
+    scale = fabs(ref[i]) > scale ? fabs(ref[i]) : scale;
+  }
+  return worst / scale;
+}
+
+/* Wide channels at the U-Net's map sizes and an odd size: forward, input
+ * and kernel gradients against the double reference, so the float error of
+ * the Winograd transforms must stay at im2col's tolerance. Prints the
+ * observed errors (max deviation over the output's range). */
+static void test_winograd_accuracy(int tile, int n, int h, int w, int cin, int cout, uint64_t seed) {
   char what[160];
   UnetRng rng;
   rng_seed(&rng, seed);
@@ -248,34 +288,31 @@ static void test_winograd_accuracy(int n, int h, int w, int cin, int cout, uint6
   pair_random(c.kernel, &rng, -0.1f, 0.1f);
   pair_random(c.bias, &rng, -1, 1);
   long out_len = conv_out_len(&c);
-  size_t ws_floats = winograd_workspace_floats(cin, cout, n, h, w);
+  size_t ws_floats = winograd_workspace_floats(tile, cin, cout, n, h, w);
   float *ws = floats_zero((long)ws_floats), *out = floats_zero(out_len);
   double *ref = xmalloc((size_t)out_len * sizeof(double), "reference output");
   ref_conv(ref, &c);
-  winograd_conv3x3_forward(out, c.x.f, c.kernel.f, c.bias.f, n, h, w, cin, cout, 0, ws, ws_floats);
-  double worst = 0, scale = 0;
-  for (long i = 0; i < out_len; i++) {
-    double e = fabs(out[i] - ref[i]);
-    worst = e > worst ? e : worst;
-    scale = fabs(ref[i]) > scale ? fabs(ref[i]) : scale;
-  }
-  printf("winograd %dx%d %d->%d forward: max abs error %.3g, max |out| %.3g (relative %.3g)\n", h, w, cin, cout,
-         worst, scale, worst / scale);
-  snprintf(what, sizeof what, "winograd accuracy n%d %dx%d %d->%d forward", n, h, w, cin, cout);
+  winograd_conv3x3_forward(tile, out, c.x.f, c.kernel.f, c.bias.f, n, h, w, cin, cout, 0, ws, ws_floats);
+  snprintf(what, sizeof what, "winograd F(%dx%d) accuracy n%d %dx%d %d->%d forward", tile, tile, n, h, w, cin, cout);
   check_arrays_close(what, out, ref, out_len, 1e-5, 1e-5);
-  /* din of L = sum dout * out is the transposed conv of dout: compare with
-   * the reference applied to each unit vector would be slow, so check the
-   * identity <din, x> = <dout, out - bias> (both sides exact in double). */
+  double e_out = relative_error(out, ref, out_len);
   Pair dout = pair_alloc(out_len);
   pair_random(dout, &rng, -1, 1);
-  float *din = floats_zero(c.x.len);
-  winograd_conv3x3_backward(din, NULL, dout.f, c.x.f, c.kernel.f, n, h, w, cin, cout, ws, ws_floats);
-  double lhs = 0, rhs = 0, mag = 0;
-  for (long i = 0; i < c.x.len; i++) lhs += (double)din[i] * c.x.d[i], mag += fabs((double)din[i] * c.x.d[i]);
-  for (long i = 0; i < out_len; i++) rhs += dout.d[i] * (ref[i] - c.bias.d[i % cout]);
-  printf("winograd %dx%d %d->%d <din,x> %.9g vs <dout,conv x> %.9g\n", h, w, cin, cout, lhs, rhs);
-  CHECK_MSG(fabs(lhs - rhs) <= 1e-5 * mag, "%s: <din,x> = %.9g but <dout,conv(x)> = %.9g", what, lhs, rhs);
+  float *din = floats_zero(c.x.len), *dk = floats_zero(c.kernel.len);
+  double *din_ref = xmalloc((size_t)c.x.len * sizeof(double), "reference din");
+  double *dk_ref = xmalloc((size_t)c.kernel.len * sizeof(double), "reference dkernel");
+  ref_conv3x3_grads(din_ref, dk_ref, &c, dout.d);
+  winograd_conv3x3_backward(tile, din, dk, dout.f, c.x.f, c.kernel.f, n, h, w, cin, cout, ws, ws_floats);
+  snprintf(what, sizeof what, "winograd F(%dx%d) accuracy n%d %dx%d %d->%d din", tile, tile, n, h, w, cin, cout);
+  check_arrays_close(what, din, din_ref, c.x.len, 1e-5, 1e-5);
+  snprintf(what, sizeof what, "winograd F(%dx%d) accuracy n%d %dx%d %d->%d dkernel", tile, tile, n, h, w, cin, cout);
+  check_arrays_close(what, dk, dk_ref, c.kernel.len, 1e-5, 1e-5);
+  printf("winograd F(%dx%d) %dx%d %d->%d relative error: forward %.3g, din %.3g, dkernel %.3g\n", tile, tile, h, w,
+         cin, cout, e_out, relative_error(din, din_ref, c.x.len), relative_error(dk, dk_ref, c.kernel.len));
   xfree(din);
+  xfree(dk);
+  xfree(din_ref);
+  xfree(dk_ref);
   pair_free(dout);
   xfree(ws);
   xfree(out);
@@ -514,14 +551,20 @@ int main(void) {
   test_conv2d(4, 8, 8, 1, 1, 32, 48, 12, 0);
 
   /* Winograd directly: tiny channels so finite differences stay cheap. */
-  test_winograd(2, 5, 5, 3, 4, 40);
-  test_winograd(2, 3, 5, 2, 3, 41);
-  test_winograd(3, 4, 6, 3, 2, 42);
-  test_winograd(2, 1, 1, 2, 2, 43);
-  test_winograd(1, 1, 6, 5, 3, 44);
-  test_winograd(2, 7, 1, 1, 1, 45);
-  test_winograd_accuracy(2, 10, 10, 256, 256, 46);
-  test_winograd_accuracy(1, 9, 11, 64, 32, 47);
+  for (int tile = 2; tile <= 4; tile += 2) {
+    test_winograd(tile, 2, 5, 5, 3, 4, 40);
+    test_winograd(tile, 2, 3, 5, 2, 3, 41);
+    test_winograd(tile, 3, 4, 6, 3, 2, 42);
+    test_winograd(tile, 2, 1, 1, 2, 2, 43);
+    test_winograd(tile, 1, 1, 6, 5, 3, 44);
+    test_winograd(tile, 2, 7, 1, 1, 1, 45);
+    test_winograd(tile, 2, 9, 10, 3, 2, 48); /* F(4x4): full, ragged-by-1 and ragged-by-2 tiles */
+    test_winograd(tile, 1, 5, 5, 34, 2, 49); /* channels past one F(4x4) block of 32, in and out */
+    test_winograd(tile, 1, 5, 5, 2, 34, 51);
+    test_winograd_accuracy(tile, 2, 10, 10, 256, 256, 46);
+    test_winograd_accuracy(tile, 1, 9, 11, 64, 32, 47);
+    test_winograd_accuracy(tile, 2, 40, 40, 128, 64, 50);
+  }
 
   test_conv_transpose(2, 5, 7, 3, 4, 20);
   test_conv_transpose(3, 4, 4, 4, 2, 21);

@@ -24,25 +24,35 @@
 #define CONV_COL_BUDGET_FLOATS ((size_t)2 << 20)
 
 /* 3x3 stride-1 convs with at least this many input and output channels run
- * as Winograd F(2x2,3x3) (winograd.c); thinner ones (the 32->3 head) keep
+ * as Winograd F(2x2,3x3) or F(4x4,3x3) (winograd.c); thinner ones (the 32->3 head) keep
  * the im2col paths, whose GEMMs the Winograd transforms would not pay for.
  * Measured (batch 16, one thread, forward + backward): 16->16 at 10x10 to
  * 160x160 1.2-1.9x faster, the U-Net's transposed convs 1.4-2.4x. */
 #define WINOGRAD_MIN_CHANNELS 16
 
-/* Winograd computes whole 2x2 tiles, 16 multiplies each, where the direct
- * conv needs 9 per output pixel; tiny or one-pixel-thin maps waste most of a
- * tile (1x1: 16 vs 9, measured 1.7x slower forward), so it is used only when
- * it saves at least 20% of the multiplies (3x3: 64 vs 81 still ran faster). */
-static int winograd_pays(ConvDims d, int h, int w) {
+/* Winograd computes whole m x m tiles, (m+2)^2 multiplies each, where the
+ * direct conv needs 9 per output pixel; tiny or one-pixel-thin maps waste
+ * most of a tile (1x1: 16 vs 9, measured 1.7x slower forward), so Winograd
+ * is used only when it saves at least 20% of the multiplies (3x3: 64 vs 81
+ * still ran faster). F(4x4) (36 multiplies per 16 pixels) is taken where it
+ * needs at most 70% of F(2x2)'s multiplies and an image has at least
+ * WINOGRAD4_MIN_TILES tiles: its GEMMs have one row per tile and run per
+ * image, and shorter ones lose more than the multiplies save. Measured
+ * (bench-layers, batch 16, one thread, forward + backward) on the U-Net's
+ * transposed convs: 40x40 and 80x80 25-35% faster than F(2x2), 20x20 (25
+ * tiles) 5-10%, 10x10 (9 tiles) 1.6x slower. Returns the tile side, or 0. */
+#define WINOGRAD4_MIN_TILES 25
+static int winograd_tile(ConvDims d, int h, int w) {
   if (d.k != 3 || d.stride != 1 || d.cin < WINOGRAD_MIN_CHANNELS || d.cout < WINOGRAD_MIN_CHANNELS) return 0;
-  double tiles = (double)((h + 1) / 2) * ((w + 1) / 2);
-  return 16.0 * tiles <= 0.8 * 9.0 * h * w;
+  double tiles2 = (double)((h + 1) / 2) * ((w + 1) / 2), tiles4 = (double)((h + 3) / 4) * ((w + 3) / 4);
+  if (tiles4 >= WINOGRAD4_MIN_TILES && 36.0 * tiles4 <= 0.7 * 16.0 * tiles2) return 4;
+  return 16.0 * tiles2 <= 0.8 * 9.0 * h * w ? 2 : 0;
 }
 
 /* Four ways to run a convolution:
- *  WINOGRAD   3x3 stride 1 where winograd_pays(): forward and both
- *             gradients in winograd.c (up to 2.25x fewer multiplies).
+ *  WINOGRAD   3x3 stride 1 where winograd_tile() picks F(2x2) or F(4x4):
+ *             forward and both gradients in winograd.c (2.25x or 4x fewer
+ *             multiplies).
  *  POINTWISE  1x1 stride 1: the NHWC tensors already are the GEMM operands.
  *  STRIDE1    odd k, stride 1 (symmetric padding (k-1)/2): the input gradient
  *             is the same-padded conv of dout with the flipped kernel, so
@@ -61,18 +71,19 @@ typedef enum { CONV_POINTWISE, CONV_WINOGRAD, CONV_STRIDE1, CONV_GENERAL } ConvP
 
 typedef struct {
   ConvPath path;
+  int tile;           /* WINOGRAD: output tile side */
   int small_out;      /* STRIDE1: forward through Y (cout <= cin/2) */
   size_t scratch;     /* kernel-sized scratch floats */
   size_t per_image;   /* im2col/G/Y floats per image */
 } ConvPlan;
 
 static ConvPlan conv_plan(ConvDims d, int h, int w) {
-  ConvPlan p = {CONV_GENERAL, 0, 0, 0};
+  ConvPlan p = {CONV_GENERAL, 0, 0, 0, 0};
   size_t taps = (size_t)d.k * d.k, kernel = taps * d.cin * d.cout;
   size_t oh = (size_t)same_out_size(h, d.stride), ow = (size_t)same_out_size(w, d.stride);
   if (d.k == 1 && d.stride == 1) {
     p.path = CONV_POINTWISE;
-  } else if (winograd_pays(d, h, w)) {
+  } else if ((p.tile = winograd_tile(d, h, w)) != 0) {
     p.path = CONV_WINOGRAD;
   } else if (d.stride == 1 && d.k % 2 == 1) {
     p.path = CONV_STRIDE1;
@@ -89,7 +100,7 @@ static ConvPlan conv_plan(ConvDims d, int h, int w) {
 size_t conv2d_workspace_floats(ConvDims d, int n, int h, int w) {
   ConvPlan p = conv_plan(d, h, w);
   if (p.path == CONV_POINTWISE || n <= 0) return 0;
-  if (p.path == CONV_WINOGRAD) return winograd_workspace_floats(d.cin, d.cout, n, h, w);
+  if (p.path == CONV_WINOGRAD) return winograd_workspace_floats(p.tile, d.cin, d.cout, n, h, w);
   size_t images = p.per_image ? CONV_COL_BUDGET_FLOATS / p.per_image : 1;
   if (images < 1) images = 1;
   if (images > (size_t)n) images = (size_t)n;
@@ -288,7 +299,7 @@ void conv2d_forward(float *out, const float *in, const float *kernel, const floa
   const int kdim = d.k * d.k * d.cin;
   const size_t out_image = (size_t)oh * ow * d.cout, in_image = (size_t)h * w * d.cin;
   if (p.path == CONV_WINOGRAD) {
-    winograd_conv3x3_forward(out, in, kernel, bias, n, h, w, d.cin, d.cout, accumulate, ws, ws_floats);
+    winograd_conv3x3_forward(p.tile, out, in, kernel, bias, n, h, w, d.cin, d.cout, accumulate, ws, ws_floats);
     return;
   }
   /* Bias first, so the GEMM always adds (beta = 1) or overwrites (beta = 0). */
@@ -356,7 +367,7 @@ void conv2d_backward(float *din, float *dkernel, float *dbias, const float *dout
   const size_t out_image = (size_t)oh * ow * d.cout, in_image = (size_t)h * w * d.cin;
   if (dbias) add_column_sums(dbias, dout, (long)n * oh * ow, d.cout);
   if (p.path == CONV_WINOGRAD) {
-    winograd_conv3x3_backward(din, dkernel, dout, in, kernel, n, h, w, d.cin, d.cout, ws, ws_floats);
+    winograd_conv3x3_backward(p.tile, din, dkernel, dout, in, kernel, n, h, w, d.cin, d.cout, ws, ws_floats);
     return;
   }
 
