@@ -532,10 +532,16 @@ int main(void) {
   test_conv2d(3, 5, 7, 1, 2, 3, 2, 7, 1);
   test_conv2d(2, 1, 1, 3, 1, 2, 3, 8, 1);
   test_conv2d(2, 2, 3, 3, 2, 2, 2, 9, 1);
-  /* cout <= cin/2: forward through per-tap outputs (head, halving convs). */
+  /* 3x3 stride 1 to <= 4 channels: the direct path (conv3x3_thin.c) of the
+   * head. Runs of 3*cin floats with and without a tail past 8 lanes, 1- and
+   * 2-pixel-wide images (the run is 1 or 2 pixels), 1 to 4 outputs. */
   test_conv2d(3, 5, 7, 3, 1, 20, 2, 13, 1);
   test_conv2d(2, 6, 4, 3, 1, 32, 3, 14, 1);
   test_conv2d(3, 4, 5, 3, 1, 6, 3, 16, 1);
+  test_conv2d(2, 3, 1, 3, 1, 5, 2, 21, 1);
+  test_conv2d(1, 4, 2, 3, 1, 9, 1, 22, 1);
+  /* cout <= cin/2 above 4 channels: forward through per-tap outputs. */
+  test_conv2d(2, 5, 6, 3, 1, 12, 5, 23, 1);
   /* Even kernel, stride 1: asymmetric padding, general path. */
   test_conv2d(2, 5, 6, 2, 1, 3, 2, 15, 1);
   /* 3x3 stride 1 with >= 16 channels each way: the Winograd path. Odd and

@@ -15,6 +15,7 @@
 
 #include "unet/layers.h"
 #include "unet/util.h"
+#include "conv3x3_thin.h"
 #include "winograd.h"
 
 /* im2col budget in floats (8 MiB): 10x10 and 20x20 maps still batch many
@@ -24,7 +25,7 @@
 #define CONV_COL_BUDGET_FLOATS ((size_t)2 << 20)
 
 /* 3x3 stride-1 convs with at least this many input and output channels run
- * as Winograd F(2x2,3x3) or F(4x4,3x3) (winograd.c); thinner ones (the 32->3 head) keep
+ * as Winograd F(2x2,3x3) or F(4x4,3x3) (winograd.c); thinner ones keep
  * the im2col paths, whose GEMMs the Winograd transforms would not pay for.
  * Measured (batch 16, one thread, forward + backward): 16->16 at 10x10 to
  * 160x160 1.2-1.9x faster, the U-Net's transposed convs 1.4-2.4x. */
@@ -49,25 +50,27 @@ static int winograd_tile(ConvDims d, int h, int w) {
   return 16.0 * tiles2 <= 0.8 * 9.0 * h * w ? 2 : 0;
 }
 
-/* Four ways to run a convolution:
+/* Five ways to run a convolution:
  *  WINOGRAD   3x3 stride 1 where winograd_tile() picks F(2x2) or F(4x4):
  *             forward and both gradients in winograd.c (2.25x or 4x fewer
  *             multiplies).
+ *  THIN       3x3 stride 1 to at most THIN_MAX_OUT channels (the head):
+ *             direct loops in conv3x3_thin.c, no GEMM three columns wide.
  *  POINTWISE  1x1 stride 1: the NHWC tensors already are the GEMM operands.
  *  STRIDE1    odd k, stride 1 (symmetric padding (k-1)/2): the input gradient
  *             is the same-padded conv of dout with the flipped kernel, so
  *             backward builds one im2col of dout, G [rows, k*k*cout], and
  *             uses it for both din += G x K' and dkernel <- in^T x G: a deep
  *             GEMM (inner k*k*cout) instead of dout x kernel^T (inner cout)
- *             followed by a col2im. When cout <= cin/2 (the 32->3 head and
- *             the transposed convs that halve the channels) the forward
+ *             followed by a col2im. When cout <= cin/2 (as in the
+ *             transposed convs that halve the channels) the forward
  *             also works on the output side: Y = in x K'' [rows, k*k*cout],
  *             then out = shifted sum of Y; its GEMM has N = k*k*cout
  *             instead of a thin N = cout (measured 30% faster at 80x80
  *             64->32; slower when cout = cin).
  *  GENERAL    stride 2: im2col of the input; backward scatters dcol.
  * Workspace: [kernel scratch | nc images' worth of im2col / G / Y]. */
-typedef enum { CONV_POINTWISE, CONV_WINOGRAD, CONV_STRIDE1, CONV_GENERAL } ConvPath;
+typedef enum { CONV_POINTWISE, CONV_WINOGRAD, CONV_THIN, CONV_STRIDE1, CONV_GENERAL } ConvPath;
 
 typedef struct {
   ConvPath path;
@@ -85,6 +88,8 @@ static ConvPlan conv_plan(ConvDims d, int h, int w) {
     p.path = CONV_POINTWISE;
   } else if ((p.tile = winograd_tile(d, h, w)) != 0) {
     p.path = CONV_WINOGRAD;
+  } else if (d.k == 3 && d.stride == 1 && d.cout <= THIN_MAX_OUT) {
+    p.path = CONV_THIN;
   } else if (d.stride == 1 && d.k % 2 == 1) {
     p.path = CONV_STRIDE1;
     p.small_out = 2 * d.cout <= d.cin;
@@ -101,6 +106,7 @@ size_t conv2d_workspace_floats(ConvDims d, int n, int h, int w) {
   ConvPlan p = conv_plan(d, h, w);
   if (p.path == CONV_POINTWISE || n <= 0) return 0;
   if (p.path == CONV_WINOGRAD) return winograd_workspace_floats(p.tile, d.cin, d.cout, n, h, w);
+  if (p.path == CONV_THIN) return conv3x3_thin_workspace_floats(d.cin, d.cout);
   size_t images = p.per_image ? CONV_COL_BUDGET_FLOATS / p.per_image : 1;
   if (images < 1) images = 1;
   if (images > (size_t)n) images = (size_t)n;
@@ -302,6 +308,10 @@ void conv2d_forward(float *out, const float *in, const float *kernel, const floa
     winograd_conv3x3_forward(p.tile, out, in, kernel, bias, n, h, w, d.cin, d.cout, accumulate, ws, ws_floats);
     return;
   }
+  if (p.path == CONV_THIN) {
+    conv3x3_thin_forward(out, in, kernel, bias, n, h, w, d.cin, d.cout, accumulate, ws, ws_floats);
+    return;
+  }
   /* Bias first, so the GEMM always adds (beta = 1) or overwrites (beta = 0). */
   if (bias) apply_bias(out, bias, (long)n * oh * ow, d.cout, accumulate);
   const float beta = (bias || accumulate) ? 1.0f : 0.0f;
@@ -368,6 +378,10 @@ void conv2d_backward(float *din, float *dkernel, float *dbias, const float *dout
   if (dbias) add_column_sums(dbias, dout, (long)n * oh * ow, d.cout);
   if (p.path == CONV_WINOGRAD) {
     winograd_conv3x3_backward(p.tile, din, dkernel, dout, in, kernel, n, h, w, d.cin, d.cout, ws, ws_floats);
+    return;
+  }
+  if (p.path == CONV_THIN) {
+    conv3x3_thin_backward(din, dkernel, dout, in, kernel, n, h, w, d.cin, d.cout, ws, ws_floats);
     return;
   }
 
