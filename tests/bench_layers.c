@@ -154,9 +154,9 @@ static void run(const Layer *L, int n, Buffers *B, int backward) {
   case CONV:
     if (!backward)
       conv2d_forward(B->out, B->in, B->kernel, B->bias, n, L->h, L->w, d, 0, B->ws, B->ws_floats);
-    else /* the entry conv needs no input gradient */
+    else /* the entry conv needs no input gradient; din is written (accumulate 0), as in the model */
       conv2d_backward(L->cin == 3 ? NULL : B->din, B->dkernel, B->dbias, B->dout, B->in, B->kernel, n, L->h, L->w, d,
-                      B->ws, B->ws_floats);
+                      0, B->ws, B->ws_floats);
     break;
   case CONVT:
     if (!backward)
@@ -178,7 +178,7 @@ static void run(const Layer *L, int n, Buffers *B, int backward) {
                               L->cin, 0.99f, 1e-3f, red, B->ws, B->ws_floats);
     else
       batchnorm_backward(B->din, B->dg, B->db, B->dout, B->in, B->mean, B->invstd, B->g, (long)n * L->h * L->w, L->cin,
-                         red, B->ws, B->ws_floats);
+                         red, 0, B->ws, B->ws_floats);
     break;
   case POOL:
     if (!backward)
@@ -190,7 +190,7 @@ static void run(const Layer *L, int n, Buffers *B, int backward) {
     if (!backward)
       upsample2x_forward(B->out, B->in, n, L->h, L->w, L->cin);
     else
-      upsample2x_backward(B->din, B->dout, n, L->h, L->w, L->cin);
+      upsample2x_backward(B->din, B->dout, n, L->h, L->w, L->cin, 0);
     break;
   case RELU:
     if (!backward)

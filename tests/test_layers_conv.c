@@ -109,20 +109,29 @@ static void test_conv2d(int n, int h, int w, int k, int s, int cin, int cout, ui
     pair_random(r, &rng, -1, 1);
     c.r = r.d;
     float *din = floats_zero(in_len), *dk = floats_zero(c.kernel.len), *db = floats_zero(cout);
-    conv2d_backward(din, dk, db, r.f, c.x.f, c.kernel.f, n, h, w, d, ws, ws_full);
+    conv2d_backward(din, dk, db, r.f, c.x.f, c.kernel.f, n, h, w, d, 1, ws, ws_full);
     snprintf(what, sizeof what, "%s d/din", name);
     check_gradient(what, c.x.d, in_len, din, conv_loss, &c, 1e-4);
     snprintf(what, sizeof what, "%s d/dkernel", name);
     check_gradient(what, c.kernel.d, c.kernel.len, dk, conv_loss, &c, 1e-4);
     snprintf(what, sizeof what, "%s d/dbias", name);
     check_gradient(what, c.bias.d, cout, db, conv_loss, &c, 1e-4);
+    /* accumulate 0 writes din: its old values (NaN) are never read. */
+    {
+      float *din_set = xmalloc((size_t)in_len * sizeof(float), "din written");
+      memset(din_set, 0xff, (size_t)in_len * sizeof(float));
+      conv2d_backward(din_set, NULL, NULL, r.f, c.x.f, c.kernel.f, n, h, w, d, 0, ws, ws_full);
+      snprintf(what, sizeof what, "%s backward with accumulate 0: din", name);
+      check_float_arrays_close(what, din_set, din, in_len, 1e-6, 1e-5);
+      xfree(din_set);
+    }
 
     /* A second call (one image per chunk) must add the same again. */
     float *din2 = floats_zero(in_len), *dk2 = floats_zero(c.kernel.len), *db2 = floats_zero(cout);
     for (long i = 0; i < in_len; i++) din2[i] = 2 * din[i];
     for (long i = 0; i < c.kernel.len; i++) dk2[i] = 2 * dk[i];
     for (int i = 0; i < cout; i++) db2[i] = 2 * db[i];
-    conv2d_backward(din, dk, db, r.f, c.x.f, c.kernel.f, n, h, w, d, ws, sizes[1]);
+    conv2d_backward(din, dk, db, r.f, c.x.f, c.kernel.f, n, h, w, d, 1, ws, sizes[1]);
     snprintf(what, sizeof what, "%s backward twice: din", name);
     check_float_arrays_close(what, din, din2, in_len, 1e-6, 1e-5);
     snprintf(what, sizeof what, "%s backward twice: dkernel", name);
@@ -132,7 +141,7 @@ static void test_conv2d(int n, int h, int w, int k, int s, int cin, int cout, ui
 
     /* NULL gradients are skipped, the others are unchanged. */
     memset(dk2, 0, (size_t)c.kernel.len * sizeof(float));
-    conv2d_backward(NULL, dk2, NULL, r.f, c.x.f, c.kernel.f, n, h, w, d, ws, ws_full);
+    conv2d_backward(NULL, dk2, NULL, r.f, c.x.f, c.kernel.f, n, h, w, d, 1, ws, ws_full);
     for (long i = 0; i < c.kernel.len; i++) dk2[i] *= 2;
     snprintf(what, sizeof what, "%s backward with din=NULL: dkernel", name);
     check_float_arrays_close(what, dk2, dk, c.kernel.len, 1e-6, 1e-5);
@@ -388,7 +397,7 @@ static void test_conv_transpose(int n, int h, int w, int cin, int cout, uint64_t
     ConvDims a = {3, 1, cout, cin};
     size_t ws_a = conv2d_workspace_floats(a, n, h, w);
     float *ws2 = floats_zero((long)ws_a), *din = floats_zero(out_len), *fake_in = floats_zero(out_len);
-    conv2d_backward(din, NULL, NULL, t.x.f, fake_in, t.kernel.f, n, h, w, a, ws2, ws_a);
+    conv2d_backward(din, NULL, NULL, t.x.f, fake_in, t.kernel.f, n, h, w, a, 1, ws2, ws_a);
     conv_transpose3x3_forward(out, t.x.f, t.kernel.f, NULL, n, h, w, cin, cout, ws, ws_floats);
     snprintf(what, sizeof what, "%s forward == conv2d input gradient", name);
     check_float_arrays_close(what, out, din, out_len, 1e-5, 1e-5);

@@ -100,7 +100,7 @@ static void test_batchnorm_train(long m, int c, float offset, uint64_t seed) {
   pair_random(r, &rng, -1, 1);
   t.r = r.d;
   float *din = floats_zero(m * c), *dg = floats_zero(c), *dbeta = floats_zero(c);
-  batchnorm_backward(din, dg, dbeta, r.f, t.x.f, save_mean, save_invstd, t.gamma.f, m, c, NO_REDUCER, ws, wsn);
+  batchnorm_backward(din, dg, dbeta, r.f, t.x.f, save_mean, save_invstd, t.gamma.f, m, c, NO_REDUCER, 1, ws, wsn);
   snprintf(what, sizeof what, "%s d/din", name);
   check_gradient(what, t.x.d, m * c, din, bn_loss, &t, 2e-4);
   snprintf(what, sizeof what, "%s d/dgamma", name);
@@ -110,7 +110,7 @@ static void test_batchnorm_train(long m, int c, float offset, uint64_t seed) {
   float *din2 = floats_zero(m * c), *dg2 = floats_zero(c);
   for (long i = 0; i < m * c; i++) din2[i] = 2 * din[i];
   for (int i = 0; i < c; i++) dg2[i] = 2 * dg[i];
-  batchnorm_backward(din, dg, NULL, r.f, t.x.f, save_mean, save_invstd, t.gamma.f, m, c, NO_REDUCER, ws, wsn);
+  batchnorm_backward(din, dg, NULL, r.f, t.x.f, save_mean, save_invstd, t.gamma.f, m, c, NO_REDUCER, 1, ws, wsn);
   snprintf(what, sizeof what, "%s backward twice: din", name);
   check_float_arrays_close(what, din, din2, m * c, 1e-6, 1e-5);
   snprintf(what, sizeof what, "%s backward twice: dgamma", name);
@@ -177,7 +177,7 @@ static void *replica_main(void *arg) {
   batchnorm_forward_train(rep->out, rep->mean, rep->invstd, rep->mm, rep->mv, rep->x, rep->gamma, rep->beta, rep->m,
                           rep->c, 0.99f, 1e-3f, red, ws, wsn);
   batchnorm_backward(rep->din, rep->dgamma, rep->dbeta, rep->dy, rep->x, rep->mean, rep->invstd, rep->gamma, rep->m,
-                     rep->c, red, ws, wsn);
+                     rep->c, red, 1, ws, wsn);
   xfree(ws);
   return NULL;
 }
@@ -201,7 +201,7 @@ static void test_batchnorm_two_replicas(void) {
   float *ws = bn_scratch(C);
   batchnorm_forward_train(out, mean, invstd, mm, mv, x, gamma, beta, M, C, 0.99f, 1e-3f, NO_REDUCER, ws,
                           batchnorm_workspace_floats(C));
-  batchnorm_backward(din, dg, db, dy, x, mean, invstd, gamma, M, C, NO_REDUCER, ws, batchnorm_workspace_floats(C));
+  batchnorm_backward(din, dg, db, dy, x, mean, invstd, gamma, M, C, NO_REDUCER, 1, ws, batchnorm_workspace_floats(C));
   xfree(ws);
 
   /* The same batch split 37 + 33 over two replicas. */
@@ -282,12 +282,24 @@ static void test_batchnorm_relu_fused(long m, int c, uint64_t seed) {
   float *gr = floats_zero((long)len), *d1 = floats_zero((long)len), *d2 = floats_zero((long)len);
   float *dg1 = floats_zero(c), *db1 = floats_zero(c), *dg2 = floats_zero(c), *db2 = floats_zero(c);
   relu_backward(gr, dout, y1, (long)len);
-  batchnorm_backward(d1, dg1, db1, gr, x, mean1, inv1, g, m, c, NO_REDUCER, ws, wsn);
-  batchnorm_relu_backward(d2, dg2, db2, dout, y2, x, mean2, inv2, g, m, c, NO_REDUCER, ws, wsn);
+  batchnorm_backward(d1, dg1, db1, gr, x, mean1, inv1, g, m, c, NO_REDUCER, 1, ws, wsn);
+  batchnorm_relu_backward(d2, dg2, db2, dout, y2, x, mean2, inv2, g, m, c, NO_REDUCER, 1, ws, wsn);
   snprintf(what, sizeof what, "fused BN+ReLU backward M=%ld C=%d: same bits", m, c);
   CHECK_MSG(!memcmp(d1, d2, len * sizeof(float)) && !memcmp(dg1, dg2, c * sizeof(float)) &&
                 !memcmp(db1, db2, c * sizeof(float)),
             "%s", what);
+  /* accumulate 0 writes din without reading it (NaN there must vanish) and
+   * gives the bits of += onto zeros, -0 sums included (dout has -0s). */
+  {
+    float *a1 = xmalloc(len * sizeof(float), "d1 assigned"), *a2 = xmalloc(len * sizeof(float), "d2 assigned");
+    memset(a1, 0xff, len * sizeof(float));
+    memset(a2, 0xff, len * sizeof(float));
+    batchnorm_backward(a1, NULL, NULL, gr, x, mean1, inv1, g, m, c, NO_REDUCER, 0, ws, wsn);
+    batchnorm_relu_backward(a2, NULL, NULL, dout, y2, x, mean2, inv2, g, m, c, NO_REDUCER, 0, ws, wsn);
+    snprintf(what, sizeof what, "BN backward M=%ld C=%d with accumulate 0: the bits of += onto zeros", m, c);
+    CHECK_MSG(!memcmp(a1, d1, len * sizeof(float)) && !memcmp(a2, d2, len * sizeof(float)), "%s", what);
+    xfree(a1), xfree(a2);
+  }
   long off = 0;
   for (size_t i = 0; i < len; i++) off += y2[i] == 0.0f;
   CHECK_MSG(off > (long)len / 10 && off < (long)len * 9 / 10, "the ReLU is off on %ld of %zu values", off, len);
@@ -436,10 +448,17 @@ static void test_upsample(void) {
   check_float_arrays_close("upsample forward", out, want, 16, 0, 0);
   float dout[16], din[4] = {10, 20, 30, 40};
   for (int i = 0; i < 16; i++) dout[i] = (float)i;
-  upsample2x_backward(din, dout, 1, 1, 2, 2);
+  upsample2x_backward(din, dout, 1, 1, 2, 2, 1);
   /* pixel 0 ch0 gets dout[0]+dout[2]+dout[8]+dout[10] = 20, etc. */
   const float want_din[4] = {10 + 20, 20 + 24, 30 + 36, 40 + 40};
   check_float_arrays_close("upsample backward (accumulating)", din, want_din, 4, 0, 0);
+  /* accumulate 0: NaN in din is overwritten; a -0 block sum becomes +0, as += onto zeros gives */
+  float din_set[4] = {NAN, NAN, NAN, NAN}, dneg[16];
+  for (int i = 0; i < 16; i++) dneg[i] = i % 2 ? -0.0f : (float)i;
+  upsample2x_backward(din_set, dneg, 1, 1, 2, 2, 0);
+  const float want_set[4] = {0 + 2 + 8 + 10, 0.0f, 4 + 6 + 12 + 14, 0.0f};
+  CHECK_MSG(!memcmp(din_set, want_set, sizeof want_set), "upsample backward (accumulate 0): %g %g %g %g (signbit %d)",
+            din_set[0], din_set[1], din_set[2], din_set[3], signbit(din_set[1]) != 0);
   /* Two images, 2x1x1: the rows of different images stay apart. */
   const float in2[4] = {1, 2, 3, 4};
   float out2[16];

@@ -44,9 +44,10 @@ size_t conv2d_workspace_floats(ConvDims d, int n, int h, int w);
  * (bias may be NULL). If accumulate is nonzero, out += result instead. */
 void conv2d_forward(float *out, const float *in, const float *kernel, const float *bias, int n, int h, int w, ConvDims d,
                     int accumulate, float *ws, size_t ws_floats);
-/* din [N,H,W,cin] += ..., dkernel += ..., dbias += ... from dout [N,OH,OW,cout]. */
+/* din [N,H,W,cin] += ... (accumulate nonzero) or = ... (0: din's old values
+ * are never read), dkernel += ..., dbias += ... from dout [N,OH,OW,cout]. */
 void conv2d_backward(float *din, float *dkernel, float *dbias, const float *dout, const float *in, const float *kernel,
-                     int n, int h, int w, ConvDims d, float *ws, size_t ws_floats);
+                     int n, int h, int w, ConvDims d, int accumulate, float *ws, size_t ws_floats);
 
 /* ---- Conv2DTranspose(3x3, stride 1, same) -------------------------------- */
 /* Keras kernel layout (3, 3, cout, cin): the transpose of a same-padded conv
@@ -90,11 +91,13 @@ void batchnorm_forward_train(float *out, float *save_mean, float *save_invstd, f
 void batchnorm_forward_infer(float *out, const float *in, const float *gamma, const float *beta,
                              const float *moving_mean, const float *moving_var, long m, int c, float eps, float *ws,
                              size_t ws_floats);
-/* din += ..., dgamma/dbeta += this replica's own sums (the gradient allreduce
- * adds the rest); the sums that din needs are reduced with red. */
+/* din += ... (accumulate nonzero) or din = ... (0: bit for bit the += onto
+ * zeros, without reading din), dgamma/dbeta += this replica's own sums (the
+ * gradient allreduce adds the rest); the sums that din needs are reduced
+ * with red. */
 void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                         const float *save_mean, const float *save_invstd, const float *gamma, long m, int c,
-                        BatchNormReducer red, float *ws, size_t ws_floats);
+                        BatchNormReducer red, int accumulate, float *ws, size_t ws_floats);
 /* BatchNorm followed by ReLU in one pass over the data, bit for bit the
  * unfused pair: out = relu_forward(batchnorm_forward_*(in)), and din += the
  * BatchNorm backward of relu_backward(dout, relu_out) into a zeroed buffer
@@ -107,7 +110,7 @@ void batchnorm_relu_forward_infer(float *out, const float *in, const float *gamm
                                   float *ws, size_t ws_floats);
 void batchnorm_relu_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *relu_out,
                              const float *in, const float *save_mean, const float *save_invstd, const float *gamma,
-                             long m, int c, BatchNormReducer red, float *ws, size_t ws_floats);
+                             long m, int c, BatchNormReducer red, int accumulate, float *ws, size_t ws_floats);
 
 /* ---- ReLU ------------------------------------------------------------------*/
 void relu_forward(float *out, const float *in, long count); /* out may equal in */
@@ -123,8 +126,9 @@ void maxpool3s2_backward(float *din, const float *dout, const int32_t *argmax, i
 /* ---- UpSampling2D(2), nearest --------------------------------------------- */
 /* in [N,H,W,C] -> out [N,2H,2W,C] */
 void upsample2x_forward(float *out, const float *in, int n, int h, int w, int c);
-/* din [N,H,W,C] += sum over each 2x2 block of dout [N,2H,2W,C] */
-void upsample2x_backward(float *din, const float *dout, int n, int h, int w, int c);
+/* din [N,H,W,C] += (accumulate nonzero) or = (0: bit for bit the += onto
+ * zeros) the sum over each 2x2 block of dout [N,2H,2W,C] */
+void upsample2x_backward(float *din, const float *dout, int n, int h, int w, int c, int accumulate);
 
 /* ---- Add ---------------------------------------------------------------- */
 void add_forward(float *out, const float *a, const float *b, long count); /* out may alias a or b */

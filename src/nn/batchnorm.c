@@ -117,29 +117,39 @@ VECTOR_CLONES static void backward_sums_relu(double *restrict sums, float *restr
   }
 }
 
-/* dx += coef_dy * dy + coef_dev * (x - mean) + offset, per channel. */
+/* dx += coef_dy * dy + coef_dev * (x - mean) + offset, per channel, or with
+ * assign dx = 0 + that (the bits of += onto zeros: a -0 becomes +0). relu
+ * and assign are constants at every call site. */
 static inline void dx_row(float *restrict dx, const float *restrict dy, const float *restrict x,
                           const float *restrict mean, const float *restrict coef_dy, const float *restrict coef_dev,
-                          const float *restrict offset, int c, int relu) {
+                          const float *restrict offset, int c, int relu, int assign) {
   for (int ch = 0; ch < c; ch++) {
     float g = relu ? 0.0f + dy[ch] : dy[ch];
-    dx[ch] += coef_dy[ch] * g + coef_dev[ch] * (x[ch] - mean[ch]) + offset[ch];
+    float v = coef_dy[ch] * g + coef_dev[ch] * (x[ch] - mean[ch]) + offset[ch];
+    dx[ch] = (assign ? 0.0f : dx[ch]) + v;
   }
 }
 VECTOR_CLONES static void backward_dx(float *restrict din, const float *restrict dout, const float *restrict in,
                                       const float *restrict mean, const float *restrict coef_dy,
-                                      const float *restrict coef_dev, const float *restrict offset, long m, int c) {
+                                      const float *restrict coef_dev, const float *restrict offset, long m, int c,
+                                      int accumulate) {
   for (long r = 0; r < m; r++)
-    dx_row(din + (size_t)r * c, dout + (size_t)r * c, in + (size_t)r * c, mean, coef_dy, coef_dev, offset, c, 0);
+    if (accumulate)
+      dx_row(din + (size_t)r * c, dout + (size_t)r * c, in + (size_t)r * c, mean, coef_dy, coef_dev, offset, c, 0, 0);
+    else
+      dx_row(din + (size_t)r * c, dout + (size_t)r * c, in + (size_t)r * c, mean, coef_dy, coef_dev, offset, c, 0, 1);
 }
 VECTOR_CLONES static void backward_dx_relu(float *restrict din, float *restrict gate, const float *restrict dout,
                                            const float *restrict relu_out, const float *restrict in,
                                            const float *restrict mean, const float *restrict coef_dy,
                                            const float *restrict coef_dev, const float *restrict offset, long m,
-                                           int c) {
+                                           int c, int accumulate) {
   for (long r = 0; r < m; r++) {
     gate_row(gate, dout + (size_t)r * c, relu_out + (size_t)r * c, c);
-    dx_row(din + (size_t)r * c, gate, in + (size_t)r * c, mean, coef_dy, coef_dev, offset, c, 1);
+    if (accumulate)
+      dx_row(din + (size_t)r * c, gate, in + (size_t)r * c, mean, coef_dy, coef_dev, offset, c, 1, 0);
+    else
+      dx_row(din + (size_t)r * c, gate, in + (size_t)r * c, mean, coef_dy, coef_dev, offset, c, 1, 1);
   }
 }
 
@@ -223,7 +233,7 @@ void batchnorm_relu_forward_infer(float *out, const float *in, const float *gamm
  * others); dx needs the global sums, reduced here. */
 static void backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *relu_out,
                      const float *in, const float *save_mean, const float *save_invstd, const float *gamma, long m,
-                     int c, BatchNormReducer red, float *ws, size_t ws_floats) {
+                     int c, BatchNormReducer red, int accumulate, float *ws, size_t ws_floats) {
   check_shape(m, c, "batchnorm_backward");
   /* sums = [sum dy (C) | sum dy*xhat (C) | count] */
   double *sums;
@@ -258,19 +268,20 @@ static void backward(float *din, float *dgamma, float *dbeta, const float *dout,
     offset[ch] = (float)(-a * mean_dy);
   }
   if (relu_out)
-    backward_dx_relu(din, gate, dout, relu_out, in, save_mean, coef_dy, coef_dev, offset, m, c);
+    backward_dx_relu(din, gate, dout, relu_out, in, save_mean, coef_dy, coef_dev, offset, m, c, accumulate);
   else
-    backward_dx(din, dout, in, save_mean, coef_dy, coef_dev, offset, m, c);
+    backward_dx(din, dout, in, save_mean, coef_dy, coef_dev, offset, m, c, accumulate);
 }
 
 void batchnorm_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *in,
                         const float *save_mean, const float *save_invstd, const float *gamma, long m, int c,
-                        BatchNormReducer red, float *ws, size_t ws_floats) {
-  backward(din, dgamma, dbeta, dout, NULL, in, save_mean, save_invstd, gamma, m, c, red, ws, ws_floats);
+                        BatchNormReducer red, int accumulate, float *ws, size_t ws_floats) {
+  backward(din, dgamma, dbeta, dout, NULL, in, save_mean, save_invstd, gamma, m, c, red, accumulate, ws, ws_floats);
 }
 
 void batchnorm_relu_backward(float *din, float *dgamma, float *dbeta, const float *dout, const float *relu_out,
                              const float *in, const float *save_mean, const float *save_invstd, const float *gamma,
-                             long m, int c, BatchNormReducer red, float *ws, size_t ws_floats) {
-  backward(din, dgamma, dbeta, dout, relu_out, in, save_mean, save_invstd, gamma, m, c, red, ws, ws_floats);
+                             long m, int c, BatchNormReducer red, int accumulate, float *ws, size_t ws_floats) {
+  backward(din, dgamma, dbeta, dout, relu_out, in, save_mean, save_invstd, gamma, m, c, red, accumulate, ws,
+           ws_floats);
 }

@@ -368,7 +368,7 @@ static void conv2d_backward_stride1(float *din, float *dkernel, const float *dou
 }
 
 void conv2d_backward(float *din, float *dkernel, float *dbias, const float *dout, const float *in, const float *kernel,
-                     int n, int h, int w, ConvDims d, float *ws, size_t ws_floats) {
+                     int n, int h, int w, ConvDims d, int accumulate, float *ws, size_t ws_floats) {
   check_dims(d, n, h, w, "conv2d_backward");
   if (n == 0) return;
   const ConvPlan p = conv_plan(d, h, w);
@@ -376,12 +376,16 @@ void conv2d_backward(float *din, float *dkernel, float *dbias, const float *dout
   const int kdim = d.k * d.k * d.cin;
   const size_t out_image = (size_t)oh * ow * d.cout, in_image = (size_t)h * w * d.cin;
   if (dbias) add_column_sums(dbias, dout, (long)n * oh * ow, d.cout);
+  /* The pointwise GEMM and the thin path write din directly; the others
+   * scatter into it, so din = ... starts from zeros. */
+  if (din && !accumulate && p.path != CONV_POINTWISE && p.path != CONV_THIN)
+    memset(din, 0, (size_t)n * in_image * sizeof(float));
   if (p.path == CONV_WINOGRAD) {
     winograd_conv3x3_backward(p.tile, din, dkernel, dout, in, kernel, n, h, w, d.cin, d.cout, ws, ws_floats);
     return;
   }
   if (p.path == CONV_THIN) {
-    conv3x3_thin_backward(din, dkernel, dout, in, kernel, n, h, w, d.cin, d.cout, ws, ws_floats);
+    conv3x3_thin_backward(din, dkernel, dout, in, kernel, n, h, w, d.cin, d.cout, accumulate, ws, ws_floats);
     return;
   }
 
@@ -391,9 +395,10 @@ void conv2d_backward(float *din, float *dkernel, float *dbias, const float *dout
     if (dkernel)
       cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d.cin, d.cout, rows, 1.0f, in, d.cin, dout, d.cout, 1.0f,
                   dkernel, d.cout);
-    /* din [rows, cin] += dout [rows, cout] x kernel^T [cout, cin] */
+    /* din [rows, cin] (+)= dout [rows, cout] x kernel^T [cout, cin] */
     if (din)
-      gemm_each_image(n, h * w, d.cin, d.cout, dout, d.cout, CblasTrans, kernel, d.cout, 1.0f, din, d.cin);
+      gemm_each_image(n, h * w, d.cin, d.cout, dout, d.cout, CblasTrans, kernel, d.cout, accumulate ? 1.0f : 0.0f, din,
+                      d.cin);
     return;
   }
   if (!din && !dkernel) return;

@@ -202,7 +202,7 @@ VECTOR_CLONES static void kernel_grad_image(float *restrict dkf, const float *re
  * 32 channels at a time in registers. */
 static inline __attribute__((always_inline)) void input_grad_pixel(float *restrict dst, const float *restrict dout,
                                                                    const float *restrict kd, int h, int w, int cin,
-                                                                   int cout, int y, int x) {
+                                                                   int cout, int accumulate, int y, int x) {
   int c0 = 0;
   for (; c0 + THIN_BLOCK <= cin; c0 += THIN_BLOCK) {
     v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
@@ -219,10 +219,17 @@ static inline __attribute__((always_inline)) void input_grad_pixel(float *restri
         }
       }
     }
-    store8(dst + c0, load8(dst + c0) + a0);
-    store8(dst + c0 + 8, load8(dst + c0 + 8) + a1);
-    store8(dst + c0 + 16, load8(dst + c0 + 16) + a2);
-    store8(dst + c0 + 24, load8(dst + c0 + 24) + a3);
+    if (accumulate) {
+      store8(dst + c0, load8(dst + c0) + a0);
+      store8(dst + c0 + 8, load8(dst + c0 + 8) + a1);
+      store8(dst + c0 + 16, load8(dst + c0 + 16) + a2);
+      store8(dst + c0 + 24, load8(dst + c0 + 24) + a3);
+    } else { /* 0 + keeps the bits of += onto zeros */
+      store8(dst + c0, 0.0f + a0);
+      store8(dst + c0 + 8, 0.0f + a1);
+      store8(dst + c0 + 16, 0.0f + a2);
+      store8(dst + c0 + 24, 0.0f + a3);
+    }
   }
   for (int c = c0; c < cin; c++) { /* channels past whole 32-channel blocks */
     float acc = 0.0f;
@@ -236,30 +243,31 @@ static inline __attribute__((always_inline)) void input_grad_pixel(float *restri
         for (int o = 0; o < cout; o++) acc += d[o] * k[(size_t)o * cin];
       }
     }
-    dst[c] += acc;
+    dst[c] = (accumulate ? dst[c] : 0.0f) + acc;
   }
 }
 
 VECTOR_CLONES static void input_grad_image(float *restrict din, const float *restrict dout, const float *restrict kd,
-                                           int h, int w, int cin, int cout) {
+                                           int h, int w, int cin, int cout, int accumulate) {
   for (int y = 0; y < h; y++)
     for (int x = 0; x < w; x++) switch (cout) {
-      case 1: input_grad_pixel(din + ((size_t)y * w + x) * cin, dout, kd, h, w, cin, 1, y, x); break;
-      case 2: input_grad_pixel(din + ((size_t)y * w + x) * cin, dout, kd, h, w, cin, 2, y, x); break;
-      case 3: input_grad_pixel(din + ((size_t)y * w + x) * cin, dout, kd, h, w, cin, 3, y, x); break;
-      default: input_grad_pixel(din + ((size_t)y * w + x) * cin, dout, kd, h, w, cin, 4, y, x); break;
+      case 1: input_grad_pixel(din + ((size_t)y * w + x) * cin, dout, kd, h, w, cin, 1, accumulate, y, x); break;
+      case 2: input_grad_pixel(din + ((size_t)y * w + x) * cin, dout, kd, h, w, cin, 2, accumulate, y, x); break;
+      case 3: input_grad_pixel(din + ((size_t)y * w + x) * cin, dout, kd, h, w, cin, 3, accumulate, y, x); break;
+      default: input_grad_pixel(din + ((size_t)y * w + x) * cin, dout, kd, h, w, cin, 4, accumulate, y, x); break;
       }
 }
 
 void conv3x3_thin_backward(float *din, float *dkernel, const float *dout, const float *in, const float *kernel, int n,
-                           int h, int w, int cin, int cout, float *ws, size_t ws_floats) {
+                           int h, int w, int cin, int cout, int accumulate, float *ws, size_t ws_floats) {
   check_args(n, h, w, cin, cout, ws_floats, "conv3x3_thin_backward");
   if (n == 0 || (!din && !dkernel)) return;
   const size_t kfloats = (size_t)9 * cin * cout, image_in = (size_t)h * w * cin, image_out = (size_t)h * w * cout;
   float *kd = ws + kfloats, *dkf = ws + 2 * kfloats;
   if (din) {
     kernel_by_taps(kd, kernel, cin, cout);
-    for (int img = 0; img < n; img++) input_grad_image(din + img * image_in, dout + img * image_out, kd, h, w, cin, cout);
+    for (int img = 0; img < n; img++)
+      input_grad_image(din + img * image_in, dout + img * image_out, kd, h, w, cin, cout, accumulate);
   }
   if (dkernel) {
     memset(dkf, 0, kfloats * sizeof(float));

@@ -17,9 +17,10 @@ size_t conv3x3_thin_workspace_floats(int cin, int cout);
 void conv3x3_thin_forward(float *out, const float *in, const float *kernel, const float *bias, int n, int h, int w,
                           int cin, int cout, int accumulate, float *ws, size_t ws_floats);
 
-/* din += dL/din, dkernel += dL/dkernel from dout [N,H,W,cout]; either may be
- * NULL. (The bias gradient is a column sum, left to the caller.) */
+/* din += dL/din (accumulate nonzero) or = (0: bit for bit the += onto
+ * zeros), dkernel += dL/dkernel from dout [N,H,W,cout]; either may be NULL.
+ * (The bias gradient is a column sum, left to the caller.) */
 void conv3x3_thin_backward(float *din, float *dkernel, const float *dout, const float *in, const float *kernel, int n,
-                           int h, int w, int cin, int cout, float *ws, size_t ws_floats);
+                           int h, int w, int cin, int cout, int accumulate, float *ws, size_t ws_floats);
 
 #endif

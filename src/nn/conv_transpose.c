@@ -69,7 +69,7 @@ void conv_transpose3x3_backward(float *din, float *dkernel, float *dbias, const 
   float *kf = ws, *dkf = ws + kf_floats;
   flip_kernel(kf, kernel, cin, cout);
   if (dkernel) memset(dkf, 0, kf_floats * sizeof(float));
-  conv2d_backward(din, dkernel ? dkf : NULL, dbias, dout, in, kf, n, h, w, transpose_dims(cin, cout), ws + 2 * kf_floats,
-                  ws_floats - 2 * kf_floats);
+  conv2d_backward(din, dkernel ? dkf : NULL, dbias, dout, in, kf, n, h, w, transpose_dims(cin, cout), 1,
+                  ws + 2 * kf_floats, ws_floats - 2 * kf_floats);
   if (dkernel) unflip_add(dkernel, dkf, cin, cout);
 }

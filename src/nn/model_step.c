@@ -222,17 +222,18 @@ static void forward(UNet *m, int n, int train, BatchNormReducer red) {
 
 static void zero(float *p, size_t count) { memset(p, 0, count * sizeof(float)); }
 
+/* din = the gradient at in of BN(in) (overwritten, never read). */
 static void bn_backward(UNet *m, float *din, const float *dout, const float *in, BNVars v, BNSave save, long count,
                         int c, BatchNormReducer red) {
   batchnorm_backward(din, G(m, v.gamma), G(m, v.beta), dout, in, save.mean, save.invstd, P(m, v.gamma), count, c, red,
-                     m->impl->workspace, m->impl->workspace_floats);
+                     0, m->impl->workspace, m->impl->workspace_floats);
 }
 
-/* din += the gradient at in of relu_out = relu(BN(in)), given dout at relu_out. */
+/* din = the gradient at in of relu_out = relu(BN(in)), given dout at relu_out. */
 static void bn_relu_backward(UNet *m, float *din, const float *dout, const float *relu_out, const float *in,
                              BNVars v, BNSave save, long count, int c, BatchNormReducer red) {
   batchnorm_relu_backward(din, G(m, v.gamma), G(m, v.beta), dout, relu_out, in, save.mean, save.invstd,
-                          P(m, v.gamma), count, c, red, m->impl->workspace, m->impl->workspace_floats);
+                          P(m, v.gamma), count, c, red, 0, m->impl->workspace, m->impl->workspace_floats);
 }
 
 static void ready(UNet *m, GradReadyFn fn, void *ctx, int first_var) {
@@ -250,9 +251,8 @@ static void backward(UNet *m, int n, BatchNormReducer red, GradReadyFn on_ready,
 
   /* head: logits = conv3x3(up[3].out) */
   const float *head_in = I->up[UNET_UP_BLOCKS - 1].out;
-  zero(dout, (size_t)n * H * W * I->head_cin);
   TIMED(m, TIME_CONV, conv2d_backward(dout, G(m, I->head.kernel), G(m, I->head.bias), I->dlogits, head_in,
-                                      P(m, I->head.kernel), n, H, W, head_dims(m), ws, wsn));
+                                      P(m, I->head.kernel), n, H, W, head_dims(m), 0, ws, wsn));
   ready(m, on_ready, ctx, I->head.kernel);
 
   for (int i = UNET_UP_BLOCKS - 1; i >= 0; i--) {
@@ -261,17 +261,16 @@ static void backward(UNet *m, int n, BatchNormReducer red, GradReadyFn on_ready,
     const float *in = i > 0 ? I->up[i - 1].out : I->down[UNET_DOWN_BLOCKS - 1].out;
     count = (long)n * s * sw;
     size_t nin = count * u->cin, nmid = count * u->f;
-    zero(dprev, nin);
-    zero(ga, nmid);
-    TIMED(m, TIME_POOL_UP, upsample2x_backward(ga, dout, n, s, sw, u->f)); /* ga = d(BN2 + res) */
+    /* Layers that write their input gradient (accumulate 0) need no zeroed
+     * buffer; the transposed convs and the ReLU add into theirs. */
+    TIMED(m, TIME_POOL_UP, upsample2x_backward(ga, dout, n, s, sw, u->f, 0)); /* ga = d(BN2 + res) */
     TIMED(m, TIME_CONV, conv2d_backward(dprev, G(m, u->res.kernel), G(m, u->res.bias), ga, in, P(m, u->res.kernel),
-                                        n, s, sw, (ConvDims){1, 1, u->cin, u->f}, ws, wsn));
-    zero(gb, nmid);
+                                        n, s, sw, (ConvDims){1, 1, u->cin, u->f}, 0, ws, wsn));
     TIMED(m, TIME_BN, bn_backward(m, gb, ga, u->t2, u->bn2, u->save2, count, u->f, red));
     zero(ga, nmid);
     TIMED(m, TIME_CONVT, conv_transpose3x3_backward(ga, G(m, u->ct2.kernel), G(m, u->ct2.bias), gb, u->a1,
                                                     P(m, u->ct2.kernel), n, s, sw, u->f, u->f, ws, wsn));
-    zero(gb, nmid); /* a1 = relu(BN1(t1)): ga is the gradient at a1 */
+    /* a1 = relu(BN1(t1)): ga is the gradient at a1 */
     TIMED(m, TIME_BN, bn_relu_backward(m, gb, ga, u->a1, u->t1, u->bn1, u->save1, count, u->f, red));
     zero(ga, nin);
     TIMED(m, TIME_CONVT, conv_transpose3x3_backward(ga, G(m, u->ct1.kernel), G(m, u->ct1.bias), gb, u->r0,
@@ -289,26 +288,24 @@ static void backward(UNet *m, int n, BatchNormReducer red, GradReadyFn on_ready,
     const float *in = i > 0 ? I->down[i - 1].out : I->entry_out;
     count = (long)n * s * sw;
     size_t nin = count * d->cin, nmid = count * d->f;
-    zero(dprev, nin);
+    /* As in the up blocks: only the scattering layers get a zeroed buffer. */
     TIMED(m, TIME_CONV, conv2d_backward(dprev, G(m, d->res.kernel), G(m, d->res.bias), dout, in, P(m, d->res.kernel),
-                                        n, s, sw, (ConvDims){1, 2, d->cin, d->f}, ws, wsn));
+                                        n, s, sw, (ConvDims){1, 2, d->cin, d->f}, 0, ws, wsn));
     zero(ga, nmid);
     TIMED(m, TIME_POOL_UP, maxpool3s2_backward(ga, dout, d->argmax, n, s, sw, d->f));
-    zero(gb, nmid);
     TIMED(m, TIME_BN, bn_backward(m, gb, ga, d->p2, d->bn2, d->save2, count, d->f, red));
-    zero(ga, nmid);
     TIMED(m, TIME_SEPARABLE, conv2d_backward(ga, G(m, d->sep2.pointwise), G(m, d->sep2.bias), gb, d->d2,
-                                             P(m, d->sep2.pointwise), n, s, sw, (ConvDims){1, 1, d->f, d->f}, ws, wsn));
+                                             P(m, d->sep2.pointwise), n, s, sw, (ConvDims){1, 1, d->f, d->f}, 0, ws,
+                                             wsn));
     zero(gb, nmid);
     TIMED(m, TIME_SEPARABLE,
           depthwise3x3_backward(gb, G(m, d->sep2.depthwise), ga, d->a1, P(m, d->sep2.depthwise), n, s, sw, d->f, ws,
                                 wsn));
-    zero(ga, nmid); /* a1 = relu(BN1(p1)): gb is the gradient at a1 */
+    /* a1 = relu(BN1(p1)): gb is the gradient at a1 */
     TIMED(m, TIME_BN, bn_relu_backward(m, ga, gb, d->a1, d->p1, d->bn1, d->save1, count, d->f, red));
-    zero(gb, nin);
     TIMED(m, TIME_SEPARABLE,
           conv2d_backward(gb, G(m, d->sep1.pointwise), G(m, d->sep1.bias), ga, d->d1, P(m, d->sep1.pointwise), n, s,
-                          sw, (ConvDims){1, 1, d->cin, d->f}, ws, wsn));
+                          sw, (ConvDims){1, 1, d->cin, d->f}, 0, ws, wsn));
     zero(ga, nin);
     TIMED(m, TIME_SEPARABLE,
           depthwise3x3_backward(ga, G(m, d->sep1.depthwise), gb, d->r0, P(m, d->sep1.depthwise), n, s, sw, d->cin, ws,
@@ -322,13 +319,12 @@ static void backward(UNet *m, int n, BatchNormReducer red, GradReadyFn on_ready,
 
   /* entry: entry_out = relu(BN(conv(x))) */
   count = (long)n * H2 * W2;
-  size_t ne = count * UNET_ENTRY_FILTERS;
-  zero(gb, ne); /* entry_out = relu(BN(entry_conv_out)) */
+  /* entry_out = relu(BN(entry_conv_out)) */
   TIMED(m, TIME_BN, bn_relu_backward(m, gb, dout, I->entry_out, I->entry_conv_out, I->entry_bn, I->entry_save, count,
                                      UNET_ENTRY_FILTERS, red));
   TIMED(m, TIME_CONV, conv2d_backward(NULL, G(m, I->entry_conv.kernel), G(m, I->entry_conv.bias), gb, I->x,
                                       P(m, I->entry_conv.kernel), n, H, W, (ConvDims){3, 2, 3, UNET_ENTRY_FILTERS},
-                                      ws, wsn));
+                                      0, ws, wsn));
   ready(m, on_ready, ctx, I->entry_conv.kernel);
 }
 
