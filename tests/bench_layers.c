@@ -30,7 +30,9 @@ typedef struct {
   int h, w, cin, cout, k, s;
 } Layer;
 
-/* The model in execution order (forward). */
+/* The model in execution order (forward), as model_step.c runs it: an up
+ * block adds conv1x1(prev) to BN2's output at low resolution, then upsamples
+ * the sum (the 1x1 conv commutes with nearest upsampling). */
 static const Layer model[] = {
     {"entry conv3x3s2", CONV, 160, 160, 3, 32, 3, 2},
     {"entry bn", BNORM, 80, 80, 32, 32, 0, 0},
@@ -78,10 +80,9 @@ static const Layer model[] = {
     {"u256 relu2", RELU, 10, 10, 256, 256, 0, 0},
     {"u256 convT2", CONVT, 10, 10, 256, 256, 3, 1},
     {"u256 bn2", BNORM, 10, 10, 256, 256, 0, 0},
+    {"u256 res1x1", CONV, 10, 10, 256, 256, 1, 1},
+    {"u256 add", ADD, 10, 10, 256, 256, 0, 0},
     {"u256 up", UPSAMPLE, 10, 10, 256, 256, 0, 0},
-    {"u256 up prev", UPSAMPLE, 10, 10, 256, 256, 0, 0},
-    {"u256 res1x1", CONV, 20, 20, 256, 256, 1, 1},
-    {"u256 add", ADD, 20, 20, 256, 256, 0, 0},
     /* up 128 */
     {"u128 relu", RELU, 20, 20, 256, 256, 0, 0},
     {"u128 convT1", CONVT, 20, 20, 256, 128, 3, 1},
@@ -89,10 +90,9 @@ static const Layer model[] = {
     {"u128 relu2", RELU, 20, 20, 128, 128, 0, 0},
     {"u128 convT2", CONVT, 20, 20, 128, 128, 3, 1},
     {"u128 bn2", BNORM, 20, 20, 128, 128, 0, 0},
+    {"u128 res1x1", CONV, 20, 20, 256, 128, 1, 1},
+    {"u128 add", ADD, 20, 20, 128, 128, 0, 0},
     {"u128 up", UPSAMPLE, 20, 20, 128, 128, 0, 0},
-    {"u128 up prev", UPSAMPLE, 20, 20, 256, 256, 0, 0},
-    {"u128 res1x1", CONV, 40, 40, 256, 128, 1, 1},
-    {"u128 add", ADD, 40, 40, 128, 128, 0, 0},
     /* up 64 */
     {"u64 relu", RELU, 40, 40, 128, 128, 0, 0},
     {"u64 convT1", CONVT, 40, 40, 128, 64, 3, 1},
@@ -100,10 +100,9 @@ static const Layer model[] = {
     {"u64 relu2", RELU, 40, 40, 64, 64, 0, 0},
     {"u64 convT2", CONVT, 40, 40, 64, 64, 3, 1},
     {"u64 bn2", BNORM, 40, 40, 64, 64, 0, 0},
+    {"u64 res1x1", CONV, 40, 40, 128, 64, 1, 1},
+    {"u64 add", ADD, 40, 40, 64, 64, 0, 0},
     {"u64 up", UPSAMPLE, 40, 40, 64, 64, 0, 0},
-    {"u64 up prev", UPSAMPLE, 40, 40, 128, 128, 0, 0},
-    {"u64 res1x1", CONV, 80, 80, 128, 64, 1, 1},
-    {"u64 add", ADD, 80, 80, 64, 64, 0, 0},
     /* up 32 */
     {"u32 relu", RELU, 80, 80, 64, 64, 0, 0},
     {"u32 convT1", CONVT, 80, 80, 64, 32, 3, 1},
@@ -111,10 +110,9 @@ static const Layer model[] = {
     {"u32 relu2", RELU, 80, 80, 32, 32, 0, 0},
     {"u32 convT2", CONVT, 80, 80, 32, 32, 3, 1},
     {"u32 bn2", BNORM, 80, 80, 32, 32, 0, 0},
+    {"u32 res1x1", CONV, 80, 80, 64, 32, 1, 1},
+    {"u32 add", ADD, 80, 80, 32, 32, 0, 0},
     {"u32 up", UPSAMPLE, 80, 80, 32, 32, 0, 0},
-    {"u32 up prev", UPSAMPLE, 80, 80, 64, 64, 0, 0},
-    {"u32 res1x1", CONV, 160, 160, 64, 32, 1, 1},
-    {"u32 add", ADD, 160, 160, 32, 32, 0, 0},
     /* head */
     {"head conv3x3", CONV, 160, 160, 32, 3, 3, 1},
     {"head softmax_xent", XENT, 160, 160, 3, 3, 0, 0},
