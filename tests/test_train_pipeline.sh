@@ -88,13 +88,18 @@ sys.exit(0 if len(g)==3 and all(abs(a-b)<=1e-9*max(1,abs(b))+1e-12 for a,b in zi
 PY
 then pass "logged learning rates $got"; else fail "learning rates $got, expected $want"; fi
 
-# 7. early stop: a huge learning rate never improves after epoch 1 or 2
-"$BUILD/unet-train" --data data --out es --epochs 20 --batch 6 "${T[@]}" --early-stop 2 --lr 0.05 2>/dev/null || true
+# 7. early stop: with a huge learning rate the validation loss jumps about, so an epoch
+# without a new best comes early; with --early-stop 1 the run must end at the first
+# one (the rule checked on the logged best flags, whatever the trajectory: small
+# numeric changes move it, and an earlier version of this test expected a fixed epoch)
+"$BUILD/unet-train" --data data --out es --epochs 20 --batch 6 "${T[@]}" --early-stop 1 --lr 0.05 2>/dev/null || true
 rows=$(($(wc -l <es/metrics.csv) - 1))
+first_miss=$(awk -F, 'NR>1 && $13!=1 {print $1; exit}' es/metrics.csv)
 best=$(awk -F, 'NR>1 && $13==1 {b=$1} END {print b}' es/metrics.csv)
-if [ "$rows" -lt 20 ] && [ "$rows" = $((best + 2)) ] && [ -f es/best.weights.h5 ]; then
-  pass "early stop after $rows epochs (best $best)"
-else fail "early stop: $rows epochs, best at $best"; fi
+if [ -n "$first_miss" ] && [ "$rows" = "$first_miss" ] && [ "$rows" -lt 20 ] && [ "$best" = $((rows - 1)) ] &&
+  [ -f es/best.weights.h5 ]; then
+  pass "early stop after $rows epochs, the first without a new best (best $best)"
+else fail "early stop: $rows epochs, best at $best, first epoch without a new best: ${first_miss:-none}"; fi
 
 # 8. the preset: batch 8, lr 2e-3 cosine after 3 warm-up epochs; --batch overrides it wherever it stands.
 # 36 samples on 2 ranks at batch 8: 4 steps an epoch, so the first epoch's last step (the 4th of 12
