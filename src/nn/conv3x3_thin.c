@@ -199,26 +199,32 @@ VECTOR_CLONES static void kernel_grad_image(float *restrict dkf, const float *re
 
 /* din of one image += the gather over the (up to) 9 output pixels each
  * input pixel feeds: din[q][c] += sum_{i,j,o} dout[q-(i-1,j-1)][o] kd[i][j][o][c],
- * 32 channels at a time in registers. */
+ * 32 channels at a time in registers. The valid taps are listed once per
+ * pixel, in (i, j) order, and serve the 32-channel blocks and the tail. */
 static inline __attribute__((always_inline)) void input_grad_pixel(float *restrict dst, const float *restrict dout,
                                                                    const float *restrict kd, int h, int w, int cin,
                                                                    int cout, int accumulate, int y, int x) {
+  const float *tap_dout[9]; /* dout pixel of each valid tap */
+  const float *tap_kernel[9]; /* kd[i][j] of that tap */
+  int taps = 0;
+  for (int i = 0; i < 3; i++) {
+    int r = y - i + 1;
+    if (r < 0 || r >= h) continue;
+    for (int j = 0; j < 3; j++) {
+      int px = x - j + 1;
+      if (px < 0 || px >= w) continue;
+      tap_dout[taps] = dout + ((size_t)r * w + px) * cout;
+      tap_kernel[taps++] = kd + (size_t)(i * 3 + j) * cout * cin;
+    }
+  }
   int c0 = 0;
   for (; c0 + THIN_BLOCK <= cin; c0 += THIN_BLOCK) {
     v8f a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-    for (int i = 0; i < 3; i++) {
-      int r = y - i + 1;
-      if (r < 0 || r >= h) continue;
-      for (int j = 0; j < 3; j++) {
-        int px = x - j + 1;
-        if (px < 0 || px >= w) continue;
-        const float *d = dout + ((size_t)r * w + px) * cout, *k = kd + (size_t)(i * 3 + j) * cout * cin + c0;
-        for (int o = 0; o < cout; o++) {
-          const float dv = d[o], *ko = k + (size_t)o * cin;
-          a0 += load8(ko) * dv, a1 += load8(ko + 8) * dv, a2 += load8(ko + 16) * dv, a3 += load8(ko + 24) * dv;
-        }
+    for (int t = 0; t < taps; t++)
+      for (int o = 0; o < cout; o++) {
+        const float dv = tap_dout[t][o], *ko = tap_kernel[t] + (size_t)o * cin + c0;
+        a0 += load8(ko) * dv, a1 += load8(ko + 8) * dv, a2 += load8(ko + 16) * dv, a3 += load8(ko + 24) * dv;
       }
-    }
     if (accumulate) {
       store8(dst + c0, load8(dst + c0) + a0);
       store8(dst + c0 + 8, load8(dst + c0 + 8) + a1);
@@ -233,16 +239,8 @@ static inline __attribute__((always_inline)) void input_grad_pixel(float *restri
   }
   for (int c = c0; c < cin; c++) { /* channels past whole 32-channel blocks */
     float acc = 0.0f;
-    for (int i = 0; i < 3; i++) {
-      int r = y - i + 1;
-      if (r < 0 || r >= h) continue;
-      for (int j = 0; j < 3; j++) {
-        int px = x - j + 1;
-        if (px < 0 || px >= w) continue;
-        const float *d = dout + ((size_t)r * w + px) * cout, *k = kd + (size_t)(i * 3 + j) * cout * cin + c;
-        for (int o = 0; o < cout; o++) acc += d[o] * k[(size_t)o * cin];
-      }
-    }
+    for (int t = 0; t < taps; t++)
+      for (int o = 0; o < cout; o++) acc += tap_dout[t][o] * tap_kernel[t][(size_t)o * cin + c];
     dst[c] = (accumulate ? dst[c] : 0.0f) + acc;
   }
 }
