@@ -10,12 +10,12 @@
  * stay within a bounded buffer. A 1x1 stride-1 conv needs no im2col at all:
  * the input already is the [N*H*W, cin] matrix.
  */
-#include <cblas.h>
 #include <string.h>
 
 #include "unet/layers.h"
 #include "unet/util.h"
 #include "conv3x3_thin.h"
+#include "gemm.h"
 #include "winograd.h"
 
 /* im2col budget in floats (8 MiB): 10x10 and 20x20 maps still batch many
@@ -56,7 +56,9 @@ static int winograd_tile(ConvDims d, int h, int w) {
  *             multiplies).
  *  THIN       3x3 stride 1 to at most THIN_MAX_OUT channels (the head):
  *             direct loops in conv3x3_thin.c, no GEMM three columns wide.
- *  POINTWISE  1x1 stride 1: the NHWC tensors already are the GEMM operands.
+ *  POINTWISE  1x1 stride 1: the NHWC tensors already are the GEMM operands;
+ *             its backward multiplies by the kernel's transpose, made in
+ *             the kernel scratch (the workspace is that scratch only).
  *  STRIDE1    odd k, stride 1 (symmetric padding (k-1)/2): the input gradient
  *             is the same-padded conv of dout with the flipped kernel, so
  *             backward builds one im2col of dout, G [rows, k*k*cout], and
@@ -68,7 +70,9 @@ static int winograd_tile(ConvDims d, int h, int w) {
  *             then out = shifted sum of Y; its GEMM has N = k*k*cout
  *             instead of a thin N = cout (measured 30% faster at 80x80
  *             64->32; slower when cout = cin).
- *  GENERAL    stride 2: im2col of the input; backward scatters dcol.
+ *  GENERAL    stride 2: im2col of the input; backward scatters dcol,
+ *             computed against the kernel's transpose in the kernel scratch.
+ * The GEMMs are gemm.h's (own AVX-512 kernels where the CPU has them).
  * Workspace: [kernel scratch | nc images' worth of im2col / G / Y]. */
 typedef enum { CONV_POINTWISE, CONV_WINOGRAD, CONV_THIN, CONV_STRIDE1, CONV_GENERAL } ConvPath;
 
@@ -86,6 +90,7 @@ static ConvPlan conv_plan(ConvDims d, int h, int w) {
   size_t oh = (size_t)same_out_size(h, d.stride), ow = (size_t)same_out_size(w, d.stride);
   if (d.k == 1 && d.stride == 1) {
     p.path = CONV_POINTWISE;
+    p.scratch = kernel; /* backward: kernel^T */
   } else if ((p.tile = winograd_tile(d, h, w)) != 0) {
     p.path = CONV_WINOGRAD;
   } else if (d.k == 3 && d.stride == 1 && d.cout <= THIN_MAX_OUT) {
@@ -97,6 +102,7 @@ static ConvPlan conv_plan(ConvDims d, int h, int w) {
     size_t in_side = oh * ow * taps * d.cin, out_side = (size_t)h * w * taps * d.cout;
     p.per_image = p.small_out ? out_side : (in_side > out_side ? in_side : out_side);
   } else {
+    p.scratch = kernel; /* backward: kernel^T */
     p.per_image = oh * ow * taps * d.cin;
   }
   return p;
@@ -104,7 +110,8 @@ static ConvPlan conv_plan(ConvDims d, int h, int w) {
 
 size_t conv2d_workspace_floats(ConvDims d, int n, int h, int w) {
   ConvPlan p = conv_plan(d, h, w);
-  if (p.path == CONV_POINTWISE || n <= 0) return 0;
+  if (n <= 0) return 0;
+  if (p.path == CONV_POINTWISE) return p.scratch;
   if (p.path == CONV_WINOGRAD) return winograd_workspace_floats(p.tile, d.cin, d.cout, n, h, w);
   if (p.path == CONV_THIN) return conv3x3_thin_workspace_floats(d.cin, d.cout);
   size_t images = p.per_image ? CONV_COL_BUDGET_FLOATS / p.per_image : 1;
@@ -284,16 +291,23 @@ static void shifted_tap_sum(float *restrict out, const float *restrict y, int nc
   }
 }
 
-/* C [n*rows, N] = A [n*rows, K] x op(B) + beta*C as one GEMM per image.
- * OpenBLAS's last bits depend on a GEMM's height and row offset; a batched
- * GEMM would make an image's result depend on its place in the local batch,
- * and so the training on the rank count. Every forward and input-gradient
- * GEMM goes through here; the kernel-gradient GEMMs sum over the batch anyway. */
-static void gemm_each_image(int n, int rows, int N, int K, const float *A, int lda, enum CBLAS_TRANSPOSE trans_b,
-                            const float *B, int ldb, float beta, float *C, int ldc) {
+/* C [n*rows, N] = A [n*rows, K] x B [K, N] (+ C) as one GEMM per image.
+ * OpenBLAS's last bits depend on a GEMM's height and row offset (gemm.c's
+ * own kernels' do not); a batched GEMM would make an image's result depend
+ * on its place in the local batch, and so the training on the rank count.
+ * Every forward and input-gradient GEMM goes through here; the
+ * kernel-gradient GEMMs sum over the batch anyway. */
+static void gemm_each_image(int n, int rows, int N, int K, const float *A, int lda, const float *B, int ldb,
+                            int accumulate, float *C, int ldc) {
   for (int i = 0; i < n; i++)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, trans_b, rows, N, K, 1.0f, A + (size_t)i * rows * lda, lda, B, ldb, beta,
-                C + (size_t)i * rows * ldc, ldc);
+    gemm_nn(rows, N, K, A + (size_t)i * rows * lda, lda, B, ldb, accumulate, C + (size_t)i * rows * ldc, ldc);
+}
+
+/* kt [cols, rows] = k^T for k [rows, cols]: the input-gradient GEMMs
+ * multiply by the kernel's transpose, and gemm.h has NN and TN only. */
+static void transpose(float *restrict kt, const float *restrict k, int rows, int cols) {
+  for (int r = 0; r < rows; r++)
+    for (int c = 0; c < cols; c++) kt[(size_t)c * rows + r] = k[(size_t)r * cols + c];
 }
 
 void conv2d_forward(float *out, const float *in, const float *kernel, const float *bias, int n, int h, int w, ConvDims d,
@@ -314,23 +328,22 @@ void conv2d_forward(float *out, const float *in, const float *kernel, const floa
   }
   /* Bias first, so the GEMM always adds (beta = 1) or overwrites (beta = 0). */
   if (bias) apply_bias(out, bias, (long)n * oh * ow, d.cout, accumulate);
-  const float beta = (bias || accumulate) ? 1.0f : 0.0f;
+  const int add = bias || accumulate;
 
   if (p.path == CONV_POINTWISE) {
-    gemm_each_image(n, h * w, d.cout, d.cin, in, d.cin, CblasNoTrans, kernel, d.cout, beta, out, d.cout);
+    gemm_each_image(n, h * w, d.cout, d.cin, in, d.cin, kernel, d.cout, add, out, d.cout);
     return;
   }
   const int nc = chunk_images(p, d, n, h, w, ws_floats, "conv2d_forward");
   float *kscratch = ws, *buf = ws + p.scratch;
   if (p.small_out) {
     const int ydim = d.k * d.k * d.cout;
-    if (beta == 0.0f) memset(out, 0, (size_t)n * out_image * sizeof(float));
+    if (!add) memset(out, 0, (size_t)n * out_image * sizeof(float));
     kernel_by_output(kscratch, kernel, d);
     for (int i0 = 0; i0 < n; i0 += nc) {
       int cnt = n - i0 < nc ? n - i0 : nc;
       /* Y [rows, k*k*cout] = in [rows, cin] x by_output [cin, k*k*cout] */
-      gemm_each_image(cnt, h * w, ydim, d.cin, in + (size_t)i0 * in_image, d.cin, CblasNoTrans, kscratch, ydim, 0.0f,
-                      buf, ydim);
+      gemm_each_image(cnt, h * w, ydim, d.cin, in + (size_t)i0 * in_image, d.cin, kscratch, ydim, 0, buf, ydim);
       shifted_tap_sum(out + (size_t)i0 * out_image, buf, cnt, h, w, d);
     }
     return;
@@ -338,8 +351,7 @@ void conv2d_forward(float *out, const float *in, const float *kernel, const floa
   for (int i0 = 0; i0 < n; i0 += nc) {
     int cnt = n - i0 < nc ? n - i0 : nc;
     im2col(buf, in + (size_t)i0 * in_image, cnt, h, w, d);
-    gemm_each_image(cnt, oh * ow, d.cout, kdim, buf, kdim, CblasNoTrans, kernel, d.cout, beta,
-                    out + (size_t)i0 * out_image, d.cout);
+    gemm_each_image(cnt, oh * ow, d.cout, kdim, buf, kdim, kernel, d.cout, add, out + (size_t)i0 * out_image, d.cout);
   }
 }
 
@@ -357,12 +369,11 @@ static void conv2d_backward_stride1(float *din, float *dkernel, const float *dou
     im2col(g, dout + (size_t)i0 * image * d.cout, cnt, h, w, over_dout);
     /* din [rows, cin] += G [rows, k*k*cout] x flipped [k*k*cout, cin] */
     if (din)
-      gemm_each_image(cnt, (int)image, d.cin, gdim, g, gdim, CblasNoTrans, flipped, d.cin, 1.0f,
-                      din + (size_t)i0 * image * d.cin, d.cin);
+      gemm_each_image(cnt, (int)image, d.cin, gdim, g, gdim, flipped, d.cin, 1, din + (size_t)i0 * image * d.cin,
+                      d.cin);
     /* kgrad [cin, k*k*cout] (+)= in^T [cin, rows] x G [rows, k*k*cout] */
     if (dkernel)
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d.cin, gdim, rows, 1.0f, in + (size_t)i0 * image * d.cin,
-                  d.cin, g, gdim, i0 ? 1.0f : 0.0f, kgrad, gdim);
+      gemm_tn(d.cin, gdim, rows, in + (size_t)i0 * image * d.cin, d.cin, g, gdim, i0 > 0, kgrad, gdim);
   }
   if (dkernel) add_flipped_kernel_grad(dkernel, kgrad, d);
 }
@@ -392,13 +403,15 @@ void conv2d_backward(float *din, float *dkernel, float *dbias, const float *dout
   if (p.path == CONV_POINTWISE) {
     const int rows = n * h * w;
     /* dkernel [cin, cout] += in^T [cin, rows] x dout [rows, cout] */
-    if (dkernel)
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, d.cin, d.cout, rows, 1.0f, in, d.cin, dout, d.cout, 1.0f,
-                  dkernel, d.cout);
+    if (dkernel) gemm_tn(d.cin, d.cout, rows, in, d.cin, dout, d.cout, 1, dkernel, d.cout);
     /* din [rows, cin] (+)= dout [rows, cout] x kernel^T [cout, cin] */
-    if (din)
-      gemm_each_image(n, h * w, d.cin, d.cout, dout, d.cout, CblasTrans, kernel, d.cout, accumulate ? 1.0f : 0.0f, din,
-                      d.cin);
+    if (din) {
+      if (ws_floats < p.scratch)
+        unet_fatal("conv2d_backward: workspace of %zu floats cannot hold the %dx%d transposed 1x1 kernel", ws_floats,
+                   d.cout, d.cin);
+      transpose(ws, kernel, d.cin, d.cout);
+      gemm_each_image(n, h * w, d.cin, d.cout, dout, d.cout, ws, d.cin, accumulate, din, d.cin);
+    }
     return;
   }
   if (!din && !dkernel) return;
@@ -407,20 +420,20 @@ void conv2d_backward(float *din, float *dkernel, float *dbias, const float *dout
     conv2d_backward_stride1(din, dkernel, dout, in, kernel, n, h, w, d, p, nc, ws);
     return;
   }
+  if (din) transpose(ws, kernel, kdim, d.cout); /* [cout, K] in the kernel scratch */
   for (int i0 = 0; i0 < n; i0 += nc) {
     int cnt = n - i0 < nc ? n - i0 : nc, rows = cnt * oh * ow;
     const float *dout_chunk = dout + (size_t)i0 * out_image;
     if (dkernel) {
       /* dkernel [K, cout] += col^T [K, rows] x dout [rows, cout] */
-      im2col(ws, in + (size_t)i0 * in_image, cnt, h, w, d);
-      cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, kdim, d.cout, rows, 1.0f, ws, kdim, dout_chunk, d.cout, 1.0f,
-                  dkernel, d.cout);
+      im2col(ws + p.scratch, in + (size_t)i0 * in_image, cnt, h, w, d);
+      gemm_tn(kdim, d.cout, rows, ws + p.scratch, kdim, dout_chunk, d.cout, 1, dkernel, d.cout);
     }
     if (din) {
       /* dcol [rows, K] = dout [rows, cout] x kernel^T [cout, K], reusing the
        * im2col buffer, then scattered back onto the input pixels. */
-      gemm_each_image(cnt, oh * ow, kdim, d.cout, dout_chunk, d.cout, CblasTrans, kernel, d.cout, 0.0f, ws, kdim);
-      col2im_add(din + (size_t)i0 * in_image, ws, cnt, h, w, d);
+      gemm_each_image(cnt, oh * ow, kdim, d.cout, dout_chunk, d.cout, ws, kdim, 0, ws + p.scratch, kdim);
+      col2im_add(din + (size_t)i0 * in_image, ws + p.scratch, cnt, h, w, d);
     }
   }
 }

@@ -34,9 +34,9 @@
  */
 #include "winograd.h"
 
-#include <cblas.h>
 #include <string.h>
 
+#include "gemm.h"
 #include "unet/util.h"
 #include "vector_clones.h"
 
@@ -633,9 +633,8 @@ static void tile_gemms(const Plan *p, size_t t0, size_t rows, const float *src, 
     size_t to_image_end = per_image - (t0 + s0) % per_image;
     seg = rows - s0 < to_image_end ? rows - s0 : to_image_end;
     for (int xi = 0; xi < p->xis; xi++)
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)seg, dst_cols, src_cols, 1.0f,
-                  src + (xi * p->cap + s0) * src_cols, src_cols, p->u + (size_t)xi * p->cin * p->cout, dst_cols, 0.0f,
-                  dst + (xi * p->cap + s0) * dst_cols, dst_cols);
+      gemm_nn((int)seg, dst_cols, src_cols, src + (xi * p->cap + s0) * src_cols, src_cols,
+              p->u + (size_t)xi * p->cin * p->cout, dst_cols, 0, dst + (xi * p->cap + s0) * dst_cols, dst_cols);
   }
 }
 
@@ -682,8 +681,8 @@ void winograd_conv3x3_backward(int tile, float *din, float *dkernel, const float
       for (size_t r = 0; r < rows; r++) input_transform(&p, in, t0 + r, r);
       /* dU[xi] [cin, cout] (+)= V[xi]^T [cin, rows] x dM[xi] [rows, cout] */
       for (int xi = 0; xi < p.xis; xi++)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cin, cout, (int)rows, 1.0f, p.v + xi * p.cap * cin, cin,
-                    p.m + xi * p.cap * cout, cout, t0 ? 1.0f : 0.0f, p.du + (size_t)xi * cin * cout, cout);
+        gemm_tn(cin, cout, (int)rows, p.v + xi * p.cap * cin, cin, p.m + xi * p.cap * cout, cout, t0 > 0,
+                p.du + (size_t)xi * cin * cout, cout);
     }
     if (din) {
       /* dV[xi] [rows, cin] = dM[xi] [rows, cout] x Ut[xi] [cout, cin], over V */
