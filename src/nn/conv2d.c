@@ -291,14 +291,20 @@ static void shifted_tap_sum(float *restrict out, const float *restrict y, int nc
   }
 }
 
-/* C [n*rows, N] = A [n*rows, K] x B [K, N] (+ C) as one GEMM per image.
- * OpenBLAS's last bits depend on a GEMM's height and row offset (gemm.c's
- * own kernels' do not); a batched GEMM would make an image's result depend
- * on its place in the local batch, and so the training on the rank count.
- * Every forward and input-gradient GEMM goes through here; the
- * kernel-gradient GEMMs sum over the batch anyway. */
+/* C [n*rows, N] = A [n*rows, K] x B [K, N] (+ C), each image computed as
+ * if alone: OpenBLAS's last bits depend on a GEMM's height and row offset,
+ * and a batched GEMM would make an image's result depend on its place in
+ * the local batch, and so the training on the rank count; there it is one
+ * GEMM per image. gemm.c's own kernels have no such dependence
+ * (gemm_rows_independent), so there the batch is one GEMM. Every forward
+ * and input-gradient GEMM goes through here; the kernel-gradient GEMMs sum
+ * over the batch anyway. */
 static void gemm_each_image(int n, int rows, int N, int K, const float *A, int lda, const float *B, int ldb,
                             int accumulate, float *C, int ldc) {
+  if (gemm_rows_independent()) { /* the same bits as one GEMM per image */
+    gemm_nn(n * rows, N, K, A, lda, B, ldb, accumulate, C, ldc);
+    return;
+  }
   for (int i = 0; i < n; i++)
     gemm_nn(rows, N, K, A + (size_t)i * rows * lda, lda, B, ldb, accumulate, C + (size_t)i * rows * ldc, ldc);
 }

@@ -174,3 +174,4 @@ void gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int l
   g_tn(M, N, K, A, lda, B, ldb, accumulate, C, ldc);
 }
 const char *gemm_backend(void) { return g_backend; }
+int gemm_rows_independent(void) { return g_nn == gemm_nn_avx512; }

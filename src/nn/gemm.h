@@ -24,6 +24,13 @@ void gemm_tn(int M, int N, int K, const float *A, int lda, const float *B, int l
 /* Which implementation runs: "avx512" or "openblas". */
 const char *gemm_backend(void);
 
+/* 1 when a row's result depends on nothing but its own data (the own
+ * kernels): callers may then multiply many images' rows in one GEMM and
+ * still compute every image exactly as alone. 0 for OpenBLAS, whose last
+ * bits depend on the GEMM's height and row offset: callers run one GEMM per
+ * image there, so that no result depends on the local batch (the rank count). */
+int gemm_rows_independent(void);
+
 /* The two implementations, for the tests: *_openblas always calls OpenBLAS;
  * *_avx512 must only be called when gemm_have_avx512() is true. */
 int gemm_have_avx512(void);

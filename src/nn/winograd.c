@@ -621,7 +621,8 @@ static size_t chunk_rows(const Plan *p, size_t t0) {
 
 /* dst[xi] [rows, dst_cols] = src[xi] [rows, src_cols] x U[xi] [src_cols,
  * dst_cols] for the (m+2)^2 tile elements of chunk [t0, t0 + rows), one GEMM
- * per image segment (see above). U holds the kernel transform as [cin, cout]
+ * per image segment (see above), or one for the whole chunk where the GEMMs
+ * are row-independent (gemm_rows_independent: the same bits). U holds the kernel transform as [cin, cout]
  * planes in the forward pass and as [cout, cin] planes (Ut) for the input
  * gradient: both GEMMs are NoTrans x NoTrans, which OpenBLAS runs 1.3-1.6x
  * faster than NoTrans x Trans on these short GEMMs (25-32 rows, 32-256
@@ -629,9 +630,10 @@ static size_t chunk_rows(const Plan *p, size_t t0) {
 static void tile_gemms(const Plan *p, size_t t0, size_t rows, const float *src, int src_cols, float *dst,
                        int dst_cols) {
   const size_t per_image = (size_t)p->th * p->tw;
+  const int whole_chunk = gemm_rows_independent(); /* the same bits as per image, in one GEMM */
   for (size_t s0 = 0, seg; s0 < rows; s0 += seg) {
     size_t to_image_end = per_image - (t0 + s0) % per_image;
-    seg = rows - s0 < to_image_end ? rows - s0 : to_image_end;
+    seg = whole_chunk || rows - s0 < to_image_end ? rows - s0 : to_image_end;
     for (int xi = 0; xi < p->xis; xi++)
       gemm_nn((int)seg, dst_cols, src_cols, src + (xi * p->cap + s0) * src_cols, src_cols,
               p->u + (size_t)xi * p->cin * p->cout, dst_cols, 0, dst + (xi * p->cap + s0) * dst_cols, dst_cols);
