@@ -76,8 +76,15 @@ const ModelVar *unet_find_var(const UNet *m, const char *layer, int index);
 float *unet_var_data(UNet *m, const ModelVar *v);       /* view into params or state */
 size_t unet_param_count_total(const UNet *m);           /* trainable + non-trainable */
 
-/* OpenBLAS threads for this process's GEMMs (the only threaded part). */
+/* OpenBLAS threads for this process's GEMMs (the only threaded part). Where
+ * the convolutions' GEMMs run on the own AVX-512 kernels they use the calling
+ * thread only: run one rank per core there. */
 void unet_set_threads(int threads);
+
+/* Which code runs the convolutions' GEMMs: "avx512" (own kernels, chosen
+ * where the CPU has AVX-512F) or "openblas"; UNET_GEMM=openblas|avx512|auto
+ * in the environment decides at program start. */
+const char *unet_gemm_backend(void);
 
 /* Plan activation memory for batches of up to max_batch images. */
 void unet_plan(UNet *m, int max_batch);

@@ -86,8 +86,8 @@ int main(int argc, char **argv) {
     double kinds[TIME_KINDS];
     unet_time_breakdown(&m, kinds);
     printf("unet-c images_per_s=%.2f peak_rss_mb_total=%.0f peak_rss_mb_max_rank=%.0f ranks=%d threads=%d batch=%d "
-           "size=%d steps=%d\n",
-           steps * batch / total, rss_total, rss_max, ranks, threads, batch, size, steps);
+           "size=%d steps=%d gemm=%s\n",
+           steps * batch / total, rss_total, rss_max, ranks, threads, batch, size, steps, unet_gemm_backend());
     double other = total - adam_time - wait_time;
     for (int k = 0; k < TIME_KINDS; k++) other -= kinds[k];
     printf("time per step on rank 0 by layer kind (s, share):\n");

@@ -31,6 +31,7 @@ done
 best() { grep "^$1 " "$log" | grep -o "images_per_s=[0-9.]*" | cut -d= -f2 | sort -g | tail -1; }
 rss() { grep "^$1 " "$log" | grep -o "$2=[0-9.]*" | cut -d= -f2 | sort -g | tail -1; }
 c12=$(best 1x2); c21=$(best 2x1)
+echo "convolution GEMMs: $(grep -o "gemm=[a-z0-9]*" "$log" | sort -u | cut -d= -f2 | tr '\n' ' ')(UNET_GEMM=openblas|avx512|auto chooses; README 'Speed and memory')"
 echo "unet-c  1 rank  x 2 threads: $c12 images/s, peak RSS $(rss 1x2 peak_rss_mb_total) MB"
 echo "unet-c  2 ranks x 1 thread : $c21 images/s, peak RSS $(rss 2x1 peak_rss_mb_total) MB in all ($(rss 2x1 peak_rss_mb_max_rank) MB per rank)"
 c11=$(best 1x1)
