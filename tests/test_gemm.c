@@ -10,10 +10,11 @@
  *  - own kernels: a row's bits do not depend on the GEMM's height or the
  *    row's offset (each block of rows computed alone equals the tall GEMM
  *    by memcmp): the property that makes batching images rank-independent;
- *  - the backend chosen at load: argv[1] names the one expected ("auto" means
- *    avx512 exactly where the CPU has AVX-512F). */
+ *  - the backend chosen at load: argv[1] (else UNET_GEMM, else "auto") names
+ *    the one expected; "auto" means avx512 exactly where the CPU has AVX-512F. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../src/nn/gemm.h"
@@ -131,7 +132,9 @@ static void check_height_independent(void) {
 }
 
 int main(int argc, char **argv) {
-  const char *expect = argc > 1 ? argv[1] : "auto";
+  /* expected: the argument, else what UNET_GEMM asks for (unset = auto) */
+  const char *env = getenv("UNET_GEMM");
+  const char *expect = argc > 1 ? argv[1] : env && *env ? env : "auto";
   const char *want = strcmp(expect, "auto") ? expect : gemm_have_avx512() ? "avx512" : "openblas";
   CHECK_MSG(!strcmp(gemm_backend(), want), "backend %s, expected %s (argument %s)", gemm_backend(), want, expect);
   printf("backend chosen at load: %s\n", gemm_backend());
