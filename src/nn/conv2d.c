@@ -237,6 +237,13 @@ static void add_column_sums(float *restrict dbias, const float *restrict dout, l
   }
 }
 
+/* kt [cols, rows] = k^T for k [rows, cols]: the input-gradient GEMMs
+ * multiply by the kernel's transpose, and gemm.h has NN and TN only. */
+static void transpose(float *restrict kt, const float *restrict k, int rows, int cols) {
+  for (int r = 0; r < rows; r++)
+    for (int c = 0; c < cols; c++) kt[(size_t)c * rows + r] = k[(size_t)r * cols + c];
+}
+
 /* Kernel (k,k,cin,cout) rearranged for the STRIDE1 path, t = tap, t' = the
  * flipped tap k*k-1-t:
  *   by_output [cin, k*k*cout]:     [ci][t*cout + co]  = K[t][ci][co]
@@ -250,12 +257,8 @@ static void kernel_by_output(float *restrict dst, const float *restrict kernel, 
 }
 static void kernel_flipped(float *restrict dst, const float *restrict kernel, ConvDims d) {
   const int taps = d.k * d.k;
-  for (int t = 0; t < taps; t++) {
-    const float *src = kernel + (size_t)t * d.cin * d.cout; /* [ci][co] */
-    float *out = dst + (size_t)(taps - 1 - t) * d.cout * d.cin; /* [co][ci] */
-    for (int ci = 0; ci < d.cin; ci++)
-      for (int co = 0; co < d.cout; co++) out[(size_t)co * d.cin + ci] = src[(size_t)ci * d.cout + co];
-  }
+  for (int t = 0; t < taps; t++) /* [ci][co] plane of tap t -> [co][ci] plane of tap t' */
+    transpose(dst + (size_t)(taps - 1 - t) * d.cout * d.cin, kernel + (size_t)t * d.cin * d.cout, d.cin, d.cout);
 }
 /* dkernel[t][ci][co] += m[ci][t'*cout + co], m = in^T x G [cin, k*k*cout] */
 static void add_flipped_kernel_grad(float *restrict dkernel, const float *restrict m, ConvDims d) {
@@ -307,13 +310,6 @@ static void gemm_each_image(int n, int rows, int N, int K, const float *A, int l
   }
   for (int i = 0; i < n; i++)
     gemm_nn(rows, N, K, A + (size_t)i * rows * lda, lda, B, ldb, accumulate, C + (size_t)i * rows * ldc, ldc);
-}
-
-/* kt [cols, rows] = k^T for k [rows, cols]: the input-gradient GEMMs
- * multiply by the kernel's transpose, and gemm.h has NN and TN only. */
-static void transpose(float *restrict kt, const float *restrict k, int rows, int cols) {
-  for (int r = 0; r < rows; r++)
-    for (int c = 0; c < cols; c++) kt[(size_t)c * rows + r] = k[(size_t)r * cols + c];
 }
 
 void conv2d_forward(float *out, const float *in, const float *kernel, const float *bias, int n, int h, int w, ConvDims d,

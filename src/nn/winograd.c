@@ -622,9 +622,10 @@ static size_t chunk_rows(const Plan *p, size_t t0) {
 /* dst[xi] [rows, dst_cols] = src[xi] [rows, src_cols] x U[xi] [src_cols,
  * dst_cols] for the (m+2)^2 tile elements of chunk [t0, t0 + rows), one GEMM
  * per image segment (see above), or one for the whole chunk where the GEMMs
- * are row-independent (gemm_rows_independent: the same bits). U holds the kernel transform as [cin, cout]
- * planes in the forward pass and as [cout, cin] planes (Ut) for the input
- * gradient: both GEMMs are NoTrans x NoTrans, which OpenBLAS runs 1.3-1.6x
+ * are row-independent (gemm_rows_independent: the same bits). U holds the
+ * kernel transform as [cin, cout] planes in the forward pass and as
+ * [cout, cin] planes (Ut) for the input gradient: both GEMMs are
+ * NoTrans x NoTrans, which OpenBLAS runs 1.3-1.6x
  * faster than NoTrans x Trans on these short GEMMs (25-32 rows, 32-256
  * channels, one thread). */
 static void tile_gemms(const Plan *p, size_t t0, size_t rows, const float *src, int src_cols, float *dst,

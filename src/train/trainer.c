@@ -242,10 +242,11 @@ static void setup(Run *r, const TrainConfig *c) {
   r->schedule = (LrSchedule){c->lr_schedule, base_lr, (int64_t)llround(c->warmup_epochs * r->steps_per_epoch),
                              (int64_t)c->epochs * r->steps_per_epoch, 0.1};
   if (r->rank == 0 && !c->quiet)
-    unet_info("%d rank(s) x %d thread(s), %s GEMMs; %ld training samples (%ld on rank 0), %ld validation; global batch %d "
-              "(%d on rank 0), %ld steps per epoch; model %dx%d, %d classes, %zu parameters; activations %.0f MB",
-              r->size, threads, unet_gemm_backend(), r->n_train, r->slice_count, r->val.total, global_batch, r->local_batch,
-              r->steps_per_epoch, m->height, m->width, m->num_classes, unet_param_count_total(m),
+    unet_info("%d rank(s) x %d thread(s), %s GEMMs; %ld training samples (%ld on rank 0), %ld validation; "
+              "global batch %d (%d on rank 0), %ld steps per epoch; model %dx%d, %d classes, %zu parameters; "
+              "activations %.0f MB",
+              r->size, threads, unet_gemm_backend(), r->n_train, r->slice_count, r->val.total, global_batch,
+              r->local_batch, r->steps_per_epoch, m->height, m->width, m->num_classes, unet_param_count_total(m),
               unet_activation_bytes(m) / 1048576.0);
 }
 
